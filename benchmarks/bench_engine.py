@@ -111,7 +111,7 @@ def main() -> None:
         "projection_throughput_over_raw_forward": score["raw"] / score["projection"],
     }
     print(f"smollm2-135m load (cached conversion): {load_s:.2f} s")
-    print_ratios(
+    table = print_ratios(
         "engine (smollm2-135m, CPU, 8 prompts x 32 tokens, median of interleaved runs)",
         [
             ("steered / unsteered generation", ratios["steered_over_unsteered"], "<= 1.05"),
@@ -133,7 +133,10 @@ def main() -> None:
             ),
         ],
     )
-    record("engine", {"ratios": ratios, "seconds": {**gen, **extract}, "load_s": load_s})
+    record(
+        "engine",
+        {"table": table, "ratios": ratios, "seconds": {**gen, **extract}, "load_s": load_s},
+    )
 
 
 if __name__ == "__main__":

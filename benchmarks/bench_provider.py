@@ -141,10 +141,11 @@ def main() -> None:
             "identical_vs_engine": same_engine,
             "added_over_engine_s": over,
         }
-    print_ratios("ratios", rows)
+    table = print_ratios("ratios", rows)
     record(
         "provider",
         {
+            "table": table,
             "samples": n,
             "scenarios": {k: list(v) for k, v in SCENARIOS.items()},
             "threads": THREADS,

@@ -149,7 +149,7 @@ def main() -> None:
     )
     for k, v in tps.items():
         print(f"  {k:<15} {v:9.1f} response tokens/s   ({times[k]:.2f} s)")
-    print_ratios(
+    table = print_ratios(
         "screening throughput ratios (median of interleaved runs)",
         [
             (
@@ -174,7 +174,10 @@ def main() -> None:
             ),
         ],
     )
-    record("screen", {"ratios": ratios, "tokens_per_s": tps, "response_tokens": response_tokens})
+    record(
+        "screen",
+        {"table": table, "ratios": ratios, "tokens_per_s": tps, "response_tokens": response_tokens},
+    )
 
 
 if __name__ == "__main__":

@@ -47,7 +47,47 @@ def record(section: str, data: dict[str, object]) -> None:
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
 
-def print_ratios(title: str, rows: list[tuple[str, float, str]]) -> None:
+def print_ratios(title: str, rows: list[tuple[str, float, str]]) -> dict[str, object]:
+    """Print the ratio table; return it as a record for ``results.json`` (key ``table``)."""
     print(f"\n{title}")
     for name, value, target in rows:
         print(f"  {name:<60} {value:7.3f}   target {target}")
+    return {
+        "title": title,
+        "rows": [{"name": n, "value": v, "target": t} for n, v, t in rows],
+    }
+
+
+def met(value: float, target: str) -> str:
+    """Whether ``value`` meets a target written as ``<= x`` or ``>= x`` ("-": information)."""
+    op, _, bound = target.partition(" ")
+    if op == "<=":
+        return "yes" if value <= float(bound) else "no"
+    if op == ">=":
+        return "yes" if value >= float(bound) else "no"
+    return "-"
+
+
+def readme_table(results: dict[str, dict[str, object]]) -> str:
+    """The Markdown table of every benchmark's ratios, with the machine and date of each run."""
+    lines = [
+        "| benchmark | ratio | measured | target | met |",
+        "|---|---|---:|---|---|",
+    ]
+    machines = []
+    for section, data in results.items():
+        table = data.get("table")
+        if not isinstance(table, dict):
+            continue
+        for row in table["rows"]:  # type: ignore[index]
+            value, target = float(row["value"]), str(row["target"])
+            lines.append(
+                f"| {section} | {row['name']} | {value:.3f} | {target} | {met(value, target)} |"
+            )
+        m = data.get("machine", {})
+        if isinstance(m, dict):
+            machines.append(
+                f"- `{section}`: {m.get('date')}, {m.get('cpus')} CPUs, "
+                f"Python {m.get('python')}, {m.get('platform')}"
+            )
+    return "\n".join(lines) + "\n\nMeasured on:\n\n" + "\n".join(machines) + "\n"

@@ -39,7 +39,7 @@ class DemoSettings:
 
     extract_questions: int = 8
     max_tokens: int = 48
-    sweep_layers: str = "15,20"
+    sweep_layers: str | None = None  # None: half and two thirds of the depth (15,20 on SmolLM2)
     sweep_coef: float = 4.0
     sweep_questions: int = 1
     data_n: int = 32
@@ -189,9 +189,13 @@ class _Context:
         )
         if not self.vector_file.exists():
             raise PersonaError(f"extraction finished but wrote no vector at {self.vector_file}")
-        vec = self._vector()
-        self.console.print(f"wrote {self.vector_file} ({vec.meta.get('filter')})")
-        return {"log": log, "vector": str(self.vector_file), "filter": vec.meta.get("filter")}
+        info = self._vector().meta.get("filter") or {}
+        how = "judge-filtered" if info.get("enabled") else "unfiltered"
+        self.console.print(
+            f"wrote {self.vector_file} ({how}: {info.get('kept')} of {info.get('total')} "
+            "pos/neg pairs kept)"
+        )
+        return {"log": log, "vector": str(self.vector_file), "filter": info}
 
     def sweep(self) -> dict[str, Any]:
         from persona.vectors import default_layer, save_vector
@@ -199,7 +203,7 @@ class _Context:
         log = self._run(
             "steering_sweep",
             {
-                "layers": self.s.sweep_layers,
+                "layers": self.s.sweep_layers or _sweep_layers(self.lm.num_layers),
                 "coefs": str(self.s.sweep_coef),
                 "questions": self.s.sweep_questions,
                 "max_tokens": self.s.max_tokens,
@@ -301,10 +305,10 @@ class _Context:
                 overwrite=True,
             )
             out[name] = {"dir": str(result.out), "final_loss": result.record.get("final_loss")}
-        return out
+        return {"checkpoints": out}
 
     def shift(self, tuned: dict[str, Any]) -> dict[str, Any]:
-        checkpoints = ",".join(f"{name}={info['dir']}" for name, info in tuned.items())
+        checkpoints = ",".join(f"{name}={info['dir']}" for name, info in tuned["checkpoints"].items())
         log = self._run(
             "checkpoint_shift",
             {
@@ -313,7 +317,7 @@ class _Context:
                 "max_tokens": self.s.max_tokens,
             },
         )
-        return {"log": log, "checkpoints": list(tuned)}
+        return {"log": log, "checkpoints": list(tuned["checkpoints"])}
 
     def report(self, logs: list[str]) -> dict[str, Any]:
         from persona.cli import main as cli_main
@@ -364,16 +368,25 @@ class _Context:
             "shift (response)",
             "trait score",
             "coherence",
+            "gate",
         ):
             table.add_column(col, justify="right" if col != "checkpoint" else "left")
+        outcomes: dict[str, list[str]] = {}
+        for result in gate.get("results", []):
+            if result.get("trait") == name:
+                outcomes.setdefault(str(result.get("checkpoint")), []).append(
+                    str(result.get("outcome"))
+                )
         for ckpt, per_trait in summary.get("checkpoints", {}).items():
             row = per_trait.get(name, {})
+            verdicts = outcomes.get(ckpt)
             table.add_row(
                 ckpt,
                 _fmt(row.get("shift_prompt_last")),
                 _fmt(row.get("shift_response")),
                 _fmt(row.get("trait_mean"), 1),
                 _fmt(row.get("coherence_mean"), 1),
+                "base" if row.get("is_base") else ", ".join(verdicts) if verdicts else "n/a",
             )
         console = Console()
         console.print(table)
@@ -385,13 +398,18 @@ class _Context:
         )
         console.print(f"screening AUROC (strong vs normal samples): {data['auroc']:.3f}")
         if gate:
-            console.print(
-                f"gate: exit {report['gate_exit']} ({gate.get('verdict', gate.get('status', ''))})"
-            )
+            verdict = "every gate passed" if gate.get("passed") else "a gate failed"
+            console.print(f"persona gate: exit {report['gate_exit']} ({verdict})")
         for warning in summary.get("warnings", []):
             console.print(f"[yellow]warning:[/] {warning}")
         console.print(f"report: {Path(report['folder']) / 'report.html'}")
         console.print(f"demo wall time: {seconds:.0f} s")
+
+
+def _sweep_layers(num_layers: int) -> str:
+    """Two candidate layers for the sweep: half and two thirds of the depth."""
+    picks = sorted({max(1, round(num_layers / 2)), max(1, round(num_layers * 2 / 3))})
+    return ",".join(str(layer) for layer in picks)
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

@@ -14,9 +14,6 @@ from persona.models import load_model
 from persona.shift import eval_prompts, finetuning_shift
 from persona.vectors import PersonaVector, build_meta
 
-# peft's get_peft_model calls a transformers API deprecated in v5
-pytestmark = pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing:FutureWarning")
-
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
