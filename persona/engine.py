@@ -692,9 +692,12 @@ class Engine:
     ) -> list[float]:
         """Log-probability of each candidate reply (then end of turn when ``terminate``).
 
-        The prompt runs once; its KV cache is shared by all candidates. With ``terminate`` the
-        candidates are disjoint events (``"4"`` excludes ``"42"``), so their probabilities sum
-        to at most 1 and the sum is the mass the judge put on the candidate set.
+        The prompt runs once. The candidates' tokens then run in one more pass as a prefix
+        trie ("tree attention"): each distinct prefix is one position that attends to the
+        prompt's KV cache and to its own ancestors only, so 0..100 costs ~100 positions and no
+        copies of the cache. With ``terminate`` the candidates are disjoint events (``"4"``
+        excludes ``"42"``), so their probabilities sum to at most 1 and the sum is the mass
+        the judge put on the candidate set.
         """
         from transformers import DynamicCache
 
@@ -703,40 +706,62 @@ class Engine:
         lm, model, tok = self.lm, self.lm.model, self.lm.tokenizer
         device = lm.device
         prompt = self.render(messages)
-        eos = tok.eos_token_id
         seqs = []
         for c in candidates:
             ids = list(tok(c, add_special_tokens=False)["input_ids"])
             if terminate:
-                ids.append(eos)
+                ids.append(tok.eos_token_id)
             if not ids:
                 raise PersonaError(f"candidate {c!r} has no tokens")
             seqs.append(ids)
-        n, m = len(seqs), max(len(s) for s in seqs)
+        trie = _PrefixTrie(seqs)
         with lm.weights.lock, self._adapter_context():
             cache = DynamicCache()
-            ids = torch.tensor([prompt], device=device)
-            out = model(input_ids=ids, past_key_values=cache, use_cache=True)
+            out = model(input_ids=torch.tensor([prompt], device=device), past_key_values=cache)
             first = torch.log_softmax(out.logits[0, -1].float(), -1)
-            totals = [float(first[s[0]]) for s in seqs]
-            if m > 1:
-                cache.batch_repeat_interleave(n)
-                feed = torch.full((n, m - 1), self.pad_id, dtype=torch.long, device=device)
-                mask = torch.zeros((n, len(prompt) + m - 1), dtype=torch.long, device=device)
-                mask[:, : len(prompt)] = 1
-                for i, s in enumerate(seqs):
-                    feed[i, : len(s) - 1] = torch.tensor(s[:-1], device=device)
-                    mask[i, len(prompt) : len(prompt) + len(s) - 1] = 1
-                pos = torch.arange(len(prompt), len(prompt) + m - 1, device=device)
+            totals = [float(first[seq[0]]) for seq in seqs]
+            if trie.nodes:
+                dtype = next(model.parameters()).dtype
                 out = model(
-                    input_ids=feed,
-                    attention_mask=mask,
-                    position_ids=pos.expand(n, -1),
+                    input_ids=torch.tensor([trie.tokens()], device=device),
+                    attention_mask=trie.attention_mask(len(prompt), dtype).to(device),
+                    position_ids=torch.tensor([trie.positions(len(prompt))], device=device),
                     past_key_values=cache,
-                    use_cache=True,
                 )
-                lp = torch.log_softmax(out.logits.float(), -1)
-                for i, s in enumerate(seqs):
-                    for j in range(1, len(s)):
-                        totals[i] += float(lp[i, j - 1, s[j]])
+                lp = torch.log_softmax(out.logits[0].float(), -1)
+                for i, seq in enumerate(seqs):
+                    for j in range(1, len(seq)):
+                        totals[i] += float(lp[trie.index[tuple(seq[:j])], seq[j]])
         return totals
+
+
+class _PrefixTrie:
+    """The distinct proper prefixes of token sequences, parents before children."""
+
+    def __init__(self, seqs: Sequence[Sequence[int]]) -> None:
+        self.nodes: list[tuple[int, ...]] = []
+        self.index: dict[tuple[int, ...], int] = {}
+        for seq in seqs:
+            for k in range(1, len(seq)):
+                prefix = tuple(seq[:k])
+                if prefix not in self.index:
+                    self.index[prefix] = len(self.nodes)
+                    self.nodes.append(prefix)
+
+    def tokens(self) -> list[int]:
+        return [node[-1] for node in self.nodes]
+
+    def positions(self, offset: int) -> list[int]:
+        return [offset + len(node) - 1 for node in self.nodes]
+
+    def attention_mask(self, past: int, dtype: torch.dtype) -> torch.Tensor:
+        """Additive 4D mask (1, 1, nodes, past + nodes): the prompt and each node's ancestors."""
+        n = len(self.nodes)
+        allowed = torch.zeros((n, past + n), dtype=torch.bool)
+        allowed[:, :past] = True
+        for i, node in enumerate(self.nodes):
+            for k in range(1, len(node) + 1):
+                allowed[i, past + self.index[node[:k]]] = True
+        mask = torch.zeros((n, past + n), dtype=dtype)
+        mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+        return mask[None, None]
