@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -55,9 +56,36 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+EVALS_DIR = Path(__file__).resolve().parent
+
+
+def launch_dir() -> Path:
+    """The directory the evaluation was started from, while Inspect creates a task.
+
+    Inspect creates a task from its file with the working directory set to the file's folder
+    (here ``evals/``) and restores it for the run, so a relative path given as a task argument
+    would resolve against ``evals/``. Inside that change the shell's ``$PWD`` still names the
+    directory ``inspect eval`` was started from (``persona.inspect_run`` sets it when it runs
+    a task from Python).
+    """
+    cwd = Path.cwd()
+    pwd = os.environ.get("PWD")
+    if cwd.resolve() == EVALS_DIR and pwd and Path(pwd).is_dir():
+        return Path(pwd)
+    return cwd
+
+
+def task_path(value: str | os.PathLike[str]) -> str:
+    """A task argument naming a file or folder, made absolute against :func:`launch_dir`."""
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (launch_dir() / path).resolve())
+
+
 def load_trait(name: str) -> traits.Trait:
     if not name:
         raise TaskInputError(f"pass a trait: -T trait=NAME (available: {_available()})")
+    if name.endswith((".yaml", ".yml")) or os.sep in name:
+        return traits.load(task_path(name))
     return traits.load(name)
 
 
@@ -118,7 +146,7 @@ def parse_checkpoints(value: Any) -> list[tuple[str, str]]:
         stem, n = alias, 2
         while alias in taken:
             alias, n = f"{stem}-{n}", n + 1
-        out.append((alias, path.strip()))
+        out.append((alias, task_path(path.strip())))
     model = subject()
     if model is not None:
         for _, path in out:

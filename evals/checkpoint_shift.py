@@ -29,6 +29,7 @@ from evals._common import (
     question_samples,
     subject_vector,
     task_metadata,
+    task_path,
     user_errors,
 )
 from persona.judge import MIN_MASS
@@ -62,6 +63,7 @@ def checkpoint_shift(
             temperature: as in trait_eval.
     """
     definition = load_trait(trait)
+    vectors = task_path(vectors)
     check_mode(judge_mode)
     ckpts = parse_checkpoints(checkpoints)
     if not ckpts:

@@ -11,8 +11,6 @@ the run ends, the filtered difference of means is written to ``<vectors>/<model>
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from inspect_ai import Task, task
 from inspect_ai.dataset import Sample
 
@@ -28,6 +26,7 @@ from evals._common import (
     load_trait,
     log,
     task_metadata,
+    task_path,
     user_errors,
 )
 from evals._hooks import announce_filter
@@ -105,6 +104,8 @@ def extract_vector(
         max_tokens, temperature: generation settings (paper: 1000 tokens, temperature 1).
     """
     definition = load_trait(trait)
+    vectors = task_path(vectors)
+    sidecar_dir = task_path(sidecar_dir) if sidecar_dir else None
     check_mode(judge_mode)
     if min_pairs < 1:
         raise TaskInputError(f"min_pairs must be >= 1, got {min_pairs}")
@@ -115,7 +116,7 @@ def extract_vector(
     announce_filter(filter, judge_role_bound(), judge, log)
     post = {
         "kind": "extract_vector",
-        "vectors": str(Path(vectors).expanduser().resolve()),
+        "vectors": vectors,
         "enabled": filter,
         "trait_threshold": float(trait_threshold),
         "coherence_threshold": float(coherence_threshold),

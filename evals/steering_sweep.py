@@ -27,6 +27,7 @@ from evals._common import (
     steering_label,
     subject_vector,
     task_metadata,
+    task_path,
     user_errors,
 )
 from persona.extraction import POST_KEY
@@ -76,6 +77,7 @@ def steering_sweep(
         judge_mode, min_mass, max_tokens, temperature: as in trait_eval.
     """
     definition = load_trait(trait)
+    vectors = task_path(vectors)
     check_mode(judge_mode)
     path = subject_vector(trait, vectors, "steering_sweep")
     layer_list = as_list(layers, int)

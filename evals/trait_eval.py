@@ -25,6 +25,7 @@ from evals._common import (
     steering_label,
     subject_vector,
     task_metadata,
+    task_path,
     user_errors,
 )
 from persona.judge import MIN_MASS
@@ -71,6 +72,7 @@ def trait_eval(
         max_tokens, temperature: generation settings (the paper samples at temperature 1).
     """
     definition = load_trait(trait)
+    vectors = task_path(vectors)
     check_mode(judge_mode)
     if project or coef:
         subject_vector(trait, vectors, "trait_eval with projections or steering")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,7 @@ def run_demo(opts: DemoOptions) -> int:
     from persona.models import load_model
 
     console = Console(stderr=True)
+    opts = replace(opts, out=opts.out.expanduser().resolve())  # task files run elsewhere
     out = opts.out
     trait = traits.load(opts.trait)
     lm = load_model(opts.model)
@@ -308,7 +309,8 @@ class _Context:
         return {"checkpoints": out}
 
     def shift(self, tuned: dict[str, Any]) -> dict[str, Any]:
-        checkpoints = ",".join(f"{name}={info['dir']}" for name, info in tuned["checkpoints"].items())
+        runs = tuned["checkpoints"].items()
+        checkpoints = ",".join(f"{name}={info['dir']}" for name, info in runs)
         log = self._run(
             "checkpoint_shift",
             {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +13,40 @@ from persona.errors import PersonaError
 
 
 def task_file(name: str) -> str:
-    """Path of an installed task file (``evals/<name>.py``), relative to the working directory
-    when below it (Inspect 0.3.285 mishandles absolute paths under the working directory)."""
+    """Inspect task spec ``<file>@<task>`` of an installed task file (``evals/<name>.py``).
+
+    The file is relative to the working directory when below it (Inspect 0.3.285 mishandles
+    absolute paths under the working directory); the ``@<task>`` suffix makes Inspect load the
+    file directly, which it otherwise refuses for absolute paths (they go through a glob).
+    """
     spec = importlib.util.find_spec(f"evals.{name}")
     if spec is None or spec.origin is None:
         raise PersonaError(f"the task evals/{name}.py is not installed: reinstall persona-evals")
     origin = Path(spec.origin).resolve()
     try:
-        return os.path.relpath(origin) if origin.is_relative_to(Path.cwd()) else str(origin)
+        path = os.path.relpath(origin) if origin.is_relative_to(Path.cwd()) else str(origin)
     except ValueError:
-        return str(origin)
+        path = str(origin)
+    return f"{path}@{name}"
+
+
+@contextmanager
+def launched_here() -> Iterator[None]:
+    """Set ``$PWD`` to the working directory while Inspect loads task files.
+
+    Inspect creates a task with the working directory moved to the task file's folder; the
+    task files resolve relative path arguments against ``$PWD`` (``evals._common.launch_dir``),
+    which a Python caller that changed directory has not updated.
+    """
+    before = os.environ.get("PWD")
+    os.environ["PWD"] = os.getcwd()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PWD", None)
+        else:
+            os.environ["PWD"] = before
 
 
 def run_task(
@@ -33,18 +59,23 @@ def run_task(
     model_roles: dict[str, str] | None = None,
     display: str = "none",
 ) -> str:
-    """Run one task on one model; return the log path, or raise if the eval did not finish."""
+    """Run one task on one model; return the log path, or raise if the eval did not finish.
+
+    Relative paths in ``task_args`` resolve against the current working directory: the task
+    files read it from ``$PWD`` while Inspect has moved to ``evals/`` (``evals._common``).
+    """
     from inspect_ai import eval as inspect_eval
 
-    logs = inspect_eval(
-        tasks=task_file(name),
-        model=model,
-        model_args=model_args or {},
-        model_roles=model_roles,
-        task_args=task_args,
-        log_dir=str(log_dir),
-        display=display,  # type: ignore[arg-type]
-    )
+    with launched_here():
+        logs = inspect_eval(
+            tasks=task_file(name),
+            model=model,
+            model_args=model_args or {},
+            model_roles=model_roles,
+            task_args=task_args,
+            log_dir=str(log_dir),
+            display=display,  # type: ignore[arg-type]
+        )
     log = logs[0]
     if log.status != "success":
         why = log.error.message.splitlines()[0] if log.error else log.status

@@ -11,8 +11,6 @@ import pytest
 from persona.cli import main as cli_main
 from persona.demo import STAGES, DemoOptions, DemoSettings, run_demo
 
-ROOT = Path(__file__).resolve().parents[1]
-
 TINY = DemoSettings(
     extract_questions=2,
     max_tokens=4,
@@ -26,22 +24,23 @@ TINY = DemoSettings(
 
 @pytest.fixture(scope="module", autouse=True)
 def _env(tmp_path_factory):
+    """One torch thread, a private Inspect cache, and a working directory outside the repo."""
     import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("INSPECT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        mp.chdir(ROOT)
+        mp.chdir(tmp_path_factory.mktemp("cwd"))
         yield
     torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
-def demo(tiny_dir, tmp_path_factory) -> tuple[Path, int]:
-    out = tmp_path_factory.mktemp("demo")
-    code = run_demo(DemoOptions(out=out, model=str(tiny_dir), settings=TINY))
-    return out, code
+def demo(tiny_dir) -> tuple[Path, int]:
+    """The demo run once, with a relative ``--out`` as a user would type it."""
+    code = run_demo(DemoOptions(out=Path("demo-out"), model=str(tiny_dir), settings=TINY))
+    return Path("demo-out").resolve(), code
 
 
 def test_every_stage_finishes_and_is_recorded(demo):
@@ -91,7 +90,7 @@ def test_report_covers_base_and_four_checkpoints(demo):
 def test_rerun_reuses_finished_stages(demo, tiny_dir, capsys):
     out, _ = demo
     before = {p.name: p.stat().st_mtime_ns for p in (out / "stages").iterdir()}
-    assert run_demo(DemoOptions(out=out, model=str(tiny_dir), settings=TINY)) == 0
+    assert run_demo(DemoOptions(out=Path("demo-out"), model=str(tiny_dir), settings=TINY)) == 0
     after = {p.name: p.stat().st_mtime_ns for p in (out / "stages").iterdir()}
     assert before == after
     printed = capsys.readouterr()

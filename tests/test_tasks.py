@@ -261,14 +261,19 @@ def test_checkpoint_of_another_base(tiny_dir, tiny_gpt2_dir, work, extraction):
 
 
 def test_inspect_eval_command_line(extraction, tiny_dir, work):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    """``inspect eval`` as a user types it, with paths relative to the shell's directory (Inspect
+    creates the task inside ``evals/``; relative task arguments must still mean the user's)."""
+    save_adapter(tiny_dir, work / "lora-cli", ["q_proj", "v_proj"])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PWD": str(work)}
     inspect = Path(sys.executable).parent / "inspect"
     cmd = [
         str(inspect),
         "eval",
-        "evals/trait_eval.py",
+        f"{ROOT / 'evals' / 'checkpoint_shift.py'}@checkpoint_shift",
         "-T",
         "trait=evil",
+        "-T",
+        "checkpoints=ft=lora-cli",
         "-T",
         "questions=1",
         "-T",
@@ -276,15 +281,15 @@ def test_inspect_eval_command_line(extraction, tiny_dir, work):
         "-T",
         "min_mass=0",
         "-T",
-        f"vectors={work / 'vectors'}",
+        "vectors=vectors",
         "--model",
         f"persona/{tiny_dir}",
         "--log-dir",
-        str(work / "cli-logs"),
+        "cli-logs",
         "--display",
         "none",
     ]
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     from inspect_ai.log import list_eval_logs, read_eval_log
 
@@ -292,6 +297,21 @@ def test_inspect_eval_command_line(extraction, tiny_dir, work):
     log = read_eval_log(info.name)
     assert log.status == "success"
     assert set(log.samples[0].scores["persona_score"].value) == KEYS
+    assert log.eval.task_args["vectors"] == "vectors"
+    adapters = {s.output.metadata["persona"]["adapter"] for s in log.samples}
+    assert adapters == {None, str((work / "lora-cli").resolve())}
+
+
+def test_relative_task_paths_mean_the_launch_directory(tmp_path, monkeypatch):
+    from evals._common import EVALS_DIR, launch_dir, task_path
+
+    monkeypatch.setenv("PWD", str(tmp_path))
+    monkeypatch.chdir(EVALS_DIR)  # where Inspect creates tasks from evals/*.py
+    assert launch_dir() == tmp_path
+    assert task_path("vectors") == str(tmp_path.resolve() / "vectors")
+    assert task_path("/abs/vectors") == "/abs/vectors"
+    monkeypatch.chdir(tmp_path / "..")  # anywhere else: the working directory itself
+    assert launch_dir() == Path.cwd()
 
 
 def test_persona_extract_command(tiny_dir, work, capsys):

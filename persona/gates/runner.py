@@ -50,17 +50,20 @@ def run_trait(spec: RunSpec) -> list[str]:
     """Run the evals of :func:`plan` with Inspect; an unfinished eval is an error."""
     from inspect_ai import eval as inspect_eval
 
+    from persona.inspect_run import launched_here
+
     paths: list[str] = []
     for task, model, task_args in plan(spec):
-        logs = inspect_eval(
-            tasks=task,
-            model=model,
-            task_args=task_args,
-            model_roles={"judge": spec.judge} if spec.judge else None,
-            epochs=spec.epochs,
-            log_dir=str(spec.log_dir),
-            display="none",
-        )
+        with launched_here():
+            logs = inspect_eval(
+                tasks=task,
+                model=model,
+                task_args=task_args,
+                model_roles={"judge": spec.judge} if spec.judge else None,
+                epochs=spec.epochs,
+                log_dir=str(spec.log_dir),
+                display="none",
+            )
         for log in logs:
             if log.status != "success":
                 why = log.error.message if log.error else log.status
