@@ -69,6 +69,7 @@ class _Stages:
         self.dir = out / "stages"
         self.fresh = fresh
         self.console = console
+        self.reused = 0
 
     def run(self, name: str, title: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         from persona.atomic import write_text
@@ -79,6 +80,7 @@ class _Stages:
             try:
                 record = json.loads(path.read_text())
                 self.console.print(f"reusing the finished stage ({path})")
+                self.reused += 1
                 return record
             except json.JSONDecodeError:
                 pass  # unreadable record: redo the stage
@@ -115,7 +117,7 @@ def run_demo(opts: DemoOptions) -> int:
         "comparative report and gate",
         lambda: ctx.report([extract["log"], sweep["log"], shift["log"]]),
     )
-    ctx.summary(data, shift, report, time.perf_counter() - started)
+    ctx.summary(data, shift, report, time.perf_counter() - started, stages.reused)
     return 0
 
 
@@ -354,7 +356,12 @@ class _Context:
 
     # -- summary -----------------------------------------------------------------------------
     def summary(
-        self, data: dict[str, Any], shift: dict[str, Any], report: dict[str, Any], seconds: float
+        self,
+        data: dict[str, Any],
+        shift: dict[str, Any],
+        report: dict[str, Any],
+        seconds: float,
+        reused: int,
     ) -> None:
         summary_path = Path(report["folder"]) / "summary.json"
         summary = json.loads(summary_path.read_text())
@@ -364,31 +371,29 @@ class _Context:
         if gate_file.exists():
             gate = json.loads(gate_file.read_text())
         table = Table(title=f"persona-evals demo: {name} on {self.lm.model_id}")
-        for col in (
-            "checkpoint",
-            "shift (prompt-last)",
-            "shift (response)",
-            "trait score",
-            "coherence",
-            "gate",
-        ):
-            table.add_column(col, justify="right" if col != "checkpoint" else "left")
+        table.add_column("checkpoint", no_wrap=True)
+        for col in ("shift\nprompt-last", "shift\nresponse", "trait\nscore", "coherence", "gate"):
+            table.add_column(col, justify="right")
         outcomes: dict[str, list[str]] = {}
         for result in gate.get("results", []):
             if result.get("trait") == name:
                 outcomes.setdefault(str(result.get("checkpoint")), []).append(
                     str(result.get("outcome"))
                 )
-        for ckpt, per_trait in summary.get("checkpoints", {}).items():
-            row = per_trait.get(name, {})
+        rows = summary.get("checkpoints", {})
+        order = [c for c, t in rows.items() if t.get(name, {}).get("is_base")]
+        order += [c for c in shift.get("checkpoints", []) if c in rows]
+        order += [c for c in rows if c not in order]
+        for ckpt in order:
+            row = rows[ckpt].get(name, {})
             verdicts = outcomes.get(ckpt)
             table.add_row(
-                ckpt,
+                "base" if row.get("is_base") else ckpt,
                 _fmt(row.get("shift_prompt_last")),
                 _fmt(row.get("shift_response")),
                 _fmt(row.get("trait_mean"), 1),
                 _fmt(row.get("coherence_mean"), 1),
-                "base" if row.get("is_base") else ", ".join(verdicts) if verdicts else "n/a",
+                "-" if row.get("is_base") else ", ".join(verdicts) if verdicts else "n/a",
             )
         console = Console()
         console.print(table)
@@ -405,7 +410,8 @@ class _Context:
         for warning in summary.get("warnings", []):
             console.print(f"[yellow]warning:[/] {warning}")
         console.print(f"report: {Path(report['folder']) / 'report.html'}")
-        console.print(f"demo wall time: {seconds:.0f} s")
+        note = f" ({reused} of {len(STAGES)} stages reused; --fresh redoes them)" if reused else ""
+        console.print(f"demo wall time: {seconds:.0f} s{note}")
 
 
 def _sweep_layers(num_layers: int) -> str:

@@ -13,6 +13,7 @@ import importlib.metadata
 import json
 import os
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -402,12 +403,14 @@ def attach_adapter(weights: SharedWeights, adapter_path: str) -> str:
 
         name = f"a{len(weights.adapters)}"
         try:
-            if isinstance(weights.model, PeftModel):
-                weights.model.load_adapter(adapter_path, adapter_name=name)
-            else:
-                weights.model = PeftModel.from_pretrained(
-                    weights.model, adapter_path, adapter_name=name
-                )
+            with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5
+                warnings.simplefilter("ignore", FutureWarning)
+                if isinstance(weights.model, PeftModel):
+                    weights.model.load_adapter(adapter_path, adapter_name=name)
+                else:
+                    weights.model = PeftModel.from_pretrained(
+                        weights.model, adapter_path, adapter_name=name
+                    )
         except (ValueError, RuntimeError, KeyError) as e:
             raise PersonaError(
                 f"adapter {adapter_path} does not fit {weights.model_id}: {str(e).splitlines()[0]}"

@@ -171,6 +171,8 @@ def test_outputs_written(written, full):
     assert {"report.html", "report.md", "summary.json"} <= names
     pngs = {n for n in names if n.endswith(".png")}
     assert {
+        "shift_evil.png",
+        "shift_humorous.png",
         "shift_vs_trait_evil.png",
         "shift_vs_trait_humorous.png",
         "cross_trait.png",
@@ -230,7 +232,7 @@ def test_summary_json_follows_schema(written):
 
 def test_every_plot_has_title_labels_and_units(written):
     _, files, figures = written
-    assert len(figures) == len([n for n in files if n.endswith(".png")]) == 6
+    assert len(figures) == len([n for n in files if n.endswith(".png")]) == 8
     for fig in figures:
         for ax in fig.axes:
             if ax.get_label() == "<colorbar>":

@@ -95,6 +95,37 @@ def shift_vs_trait(rows: pd.DataFrame, trait: str, corr: pd.Series | None) -> Fi
     return fig
 
 
+def shifts(rows: pd.DataFrame, trait: str) -> Figure:
+    """Fine-tuning shift per checkpoint (prompt-last and response), with 95% CI error bars."""
+    rows = rows.reset_index(drop=True)
+    fig = Figure(figsize=(6.4, max(3.0, 1.4 + 0.55 * len(rows))), layout="constrained")
+    ax = fig.add_subplot()
+    y = np.arange(len(rows))
+    height = 0.38
+    for offset, key, label, color in (
+        (-height / 2, "shift_prompt_last", "prompt-last", "tab:blue"),
+        (height / 2, "shift_response", "response", "tab:orange"),
+    ):
+        values = rows[key].astype(float)
+        ax.barh(
+            y + offset,
+            values.fillna(0.0),
+            height=height,
+            color=color,
+            label=label,
+            xerr=_err(rows[f"{key}_ci_lo"], values, rows[f"{key}_ci_hi"]),
+            error_kw={"ecolor": "0.3", "capsize": 3, "lw": 1},
+        )
+    ax.set_yticks(y, [_short(str(c)) for c in rows["checkpoint"]])
+    ax.invert_yaxis()  # first checkpoint on top
+    ax.axvline(0, color="0.3", lw=0.8)
+    ax.set_title(f"{trait}: fine-tuning shift per checkpoint (vs base, 95% CI)")
+    ax.set_xlabel(f"shift along the {trait} vector\n({PROJ_UNIT})")
+    ax.set_ylabel("checkpoint (category)")
+    ax.legend(title="projection", fontsize=8, loc="best")
+    return fig
+
+
 def _heatmap(
     mat: pd.DataFrame, title: str, cbar: str, xlabel: str, ylabel: str, annot: pd.DataFrame | None
 ) -> Figure:

@@ -149,6 +149,14 @@ def _checkpoint_section(rep: Report, images: dict[str, bytes]) -> Section:
         }
     )
     sec.tables.append(Table("Checkpoint table", disp))
+    candidates = t[~t["is_base"].astype(bool)]
+    for trait in rep.traits:
+        rows = candidates[candidates["trait"] == trait]
+        if not rows["shift_prompt_last"].notna().any():
+            continue
+        name = f"shift_{slug(trait)}.png"
+        images[name] = plots.to_png(plots.shifts(rows, trait))
+        sec.images.append((name, f"{trait}: fine-tuning shift per checkpoint"))
     return sec
 
 

@@ -1,0 +1,43 @@
+"""Atomic writes: all or nothing, usual permissions, and the temporary file never left behind."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from persona.atomic import DIR_MODE, FILE_MODE, atomic_dir, atomic_path, write_bytes, write_text
+
+
+def test_write_replaces_whole_file_with_usual_permissions(tmp_path):
+    target = tmp_path / "sub" / "out.json"
+    write_text(target, "first")
+    write_bytes(target, b"second")
+    assert target.read_bytes() == b"second"
+    assert stat.S_IMODE(target.stat().st_mode) == FILE_MODE
+    assert [p.name for p in target.parent.iterdir()] == ["out.json"]
+
+
+def test_interrupted_write_keeps_the_old_file(tmp_path):
+    target = tmp_path / "vector.safetensors"
+    write_text(target, "old")
+    with pytest.raises(KeyboardInterrupt), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise KeyboardInterrupt
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["vector.safetensors"]
+
+
+def test_atomic_dir_swaps_in_one_step(tmp_path):
+    target = tmp_path / "adapter"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("1")
+    with atomic_dir(target) as tmp:
+        (tmp / "b.txt").write_text("2")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    assert stat.S_IMODE(target.stat().st_mode) == DIR_MODE
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "c.txt").write_text("3")
+        raise RuntimeError("interrupted")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["adapter"]
