@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,33 +63,66 @@ class DemoOptions:
 
 
 class _Stages:
-    """Completion records under ``<out>/stages``: a finished stage is reused unless fresh."""
+    """Completion records under ``<out>/stages``: a finished stage is reused unless fresh.
 
-    def __init__(self, out: Path, fresh: bool, console: Console) -> None:
+    A record carries the key of the run that wrote it (trait definition, model, judge and
+    settings); a record with another key is redone, and once a stage runs, every later stage
+    runs too, since each builds on the ones before it.
+    """
+
+    VERSION = 1  # bump when a record's layout changes
+
+    def __init__(self, out: Path, fresh: bool, key: str, console: Console) -> None:
         self.dir = out / "stages"
-        self.fresh = fresh
+        self.redo = fresh
+        self.key = key
         self.console = console
         self.reused = 0
+
+    def _finished(self, path: Path) -> dict[str, Any] | None:
+        if self.redo or not path.exists():
+            return None
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None  # unreadable record: redo the stage
+        if not isinstance(record, dict) or record.get("key") != self.key:
+            self.console.print("a record from other settings is there: redoing the stage")
+            return None
+        return record
 
     def run(self, name: str, title: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         from persona.atomic import write_text
 
         self.console.rule(f"[bold]{STAGES.index(name) + 1}. {title}")
         path = self.dir / f"{name}.json"
-        if path.exists() and not self.fresh:
-            try:
-                record = json.loads(path.read_text())
-                self.console.print(f"reusing the finished stage ({path})")
-                self.reused += 1
-                return record
-            except json.JSONDecodeError:
-                pass  # unreadable record: redo the stage
+        record = self._finished(path)
+        if record is not None:
+            self.console.print(f"reusing the finished stage ({path})")
+            self.reused += 1
+            return record
+        self.redo = True
         started = time.perf_counter()
         record = fn()
         record["seconds"] = round(time.perf_counter() - started, 1)
+        record["key"] = self.key
         write_text(path, json.dumps(record, indent=2, default=str))
         self.console.print(f"[green]done[/] in {record['seconds']:.0f} s")
         return record
+
+
+def _run_key(opts: DemoOptions, trait_hash: str) -> str:
+    """What a stage record must match to be reused."""
+    import hashlib
+
+    what = {
+        "version": _Stages.VERSION,
+        "trait": [opts.trait, trait_hash],
+        "model": opts.model,
+        "judge": opts.judge,
+        "settings": asdict(opts.settings),
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def run_demo(opts: DemoOptions) -> int:
@@ -102,7 +135,7 @@ def run_demo(opts: DemoOptions) -> int:
     out = opts.out
     trait = traits.load(opts.trait)
     lm = load_model(opts.model)
-    stages = _Stages(out, opts.fresh, console)
+    stages = _Stages(out, opts.fresh, _run_key(opts, trait.hash), console)
     ctx = _Context(opts, trait, lm, console)
     started = time.perf_counter()
     extract = stages.run("extract", f"persona vector: {trait.name} on {lm.model_id}", ctx.extract)

@@ -98,6 +98,35 @@ def test_rerun_reuses_finished_stages(demo, tiny_dir, capsys):
     assert "screening AUROC" in printed.out and "report.html" in printed.out
 
 
+def test_other_settings_redo_the_stages(tmp_path):
+    """Records written under other settings are never reused: that stage and all later ones
+    run again (here the stages are stubbed, to check the bookkeeping alone)."""
+    from rich.console import Console
+
+    from persona.demo import _Stages
+
+    calls: list[str] = []
+
+    def stage(name: str):
+        return lambda: calls.append(name) or {"name": name}
+
+    def run_all(key: str, fresh: bool = False) -> int:
+        stages = _Stages(tmp_path, fresh, key, Console(quiet=True))
+        for name in STAGES:
+            stages.run(name, name, stage(name))
+        return stages.reused
+
+    assert run_all("a") == 0 and calls == list(STAGES)
+    calls.clear()
+    assert run_all("a") == len(STAGES) and calls == []
+    assert run_all("a", fresh=True) == 0 and calls == list(STAGES)
+    calls.clear()
+    (tmp_path / "stages" / "data.json").unlink()  # a stage lost: it and every later one rerun
+    assert run_all("a") == 2 and calls == list(STAGES[2:])
+    calls.clear()
+    assert run_all("b") == 0 and calls == list(STAGES)
+
+
 def test_unknown_trait_is_one_clear_line(tmp_path, capsys):
     code = cli_main(["demo", "--out", str(tmp_path), "--trait", "no-such-trait"])
     assert code != 0
