@@ -19,7 +19,8 @@ fed back once (a final one-token step when capture is on), so no second forward 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -380,17 +381,23 @@ class Engine:
         return list(tok(text, add_special_tokens=False)["input_ids"])
 
     # -- adapters ----------------------------------------------------------------------------
-    def _adapter_context(self):
-        """Activate this LoadedModel's adapter (or disable adapters for the base)."""
-        from contextlib import nullcontext
+    @contextmanager
+    def _adapter_context(self) -> Iterator[None]:
+        """Enable this LoadedModel's adapter for one call (hold ``weights.lock``).
 
+        Adapters loaded into shared weights stay disabled outside this context
+        (``models.load_adapter``), so the base model is what a plain call to ``lm.model`` runs.
+        """
         model = self.lm.model
-        if not hasattr(model, "peft_config"):
-            return nullcontext()
-        if self.lm.adapter_name is None:
-            return model.disable_adapter()
+        if self.lm.adapter_name is None or not hasattr(model, "peft_config"):
+            yield
+            return
         model.set_adapter(self.lm.adapter_name)
-        return nullcontext()
+        model.base_model.enable_adapter_layers()
+        try:
+            yield
+        finally:
+            model.base_model.disable_adapter_layers()
 
     # -- generation --------------------------------------------------------------------------
     def generate(

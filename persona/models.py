@@ -415,6 +415,7 @@ def attach_adapter(weights: SharedWeights, adapter_path: str) -> str:
             raise PersonaError(
                 f"adapter {adapter_path} does not fit {weights.model_id}: {str(e).splitlines()[0]}"
             ) from None
+        weights.model.base_model.disable_adapter_layers()  # enabled per call by the engine
         weights.model.eval()
         weights.model.requires_grad_(False)
         weights.adapters[adapter_path] = name

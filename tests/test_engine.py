@@ -282,3 +282,25 @@ def test_bad_inputs_raise_clear_errors(tiny):
             [Request(PROMPTS[0], response="x")],
             Capture(probes={"v": torch.ones(3, 32)}, probe_layers={"v": (1,)}),
         )
+
+
+def test_loaded_adapter_leaves_the_base_untouched(tiny_dir, tiny, tmp_path):
+    """An adapter attached to the shared weights acts only inside the engine's calls for it:
+    the base LoadedModel, used through the engine or by calling ``lm.model``, stays the base."""
+    from test_solvers import save_adapter
+
+    ids = torch.tensor([Engine(tiny).render(PROMPTS[0])])
+    with torch.no_grad():
+        before = tiny.model(input_ids=ids).logits
+    base_reply = Engine(tiny).generate([Request(PROMPTS[0])], Sampling(max_new_tokens=6))[0]
+    folder = save_adapter(tiny_dir, tmp_path / "lora", ["q_proj", "v_proj"])
+    tuned = load_model(f"{tiny_dir}", adapter=str(folder), device="cpu")
+    assert tuned.weights is tiny.weights  # one copy of the base weights
+    scored = Engine(tuned).score([Request(PROMPTS[0], response="Paris.")], logprobs=True)[0]
+    base_scored = Engine(tiny).score([Request(PROMPTS[0], response="Paris.")], logprobs=True)[0]
+    assert scored.response_logprob != pytest.approx(base_scored.response_logprob, abs=1e-4)
+    with torch.no_grad():
+        after = tiny.model(input_ids=ids).logits
+    torch.testing.assert_close(after, before)
+    again = Engine(tiny).generate([Request(PROMPTS[0])], Sampling(max_new_tokens=6))[0]
+    assert again.token_ids == base_reply.token_ids
