@@ -153,9 +153,19 @@ class _Pass:
     response: torch.Tensor
     last: torch.Tensor
 
-    @property
-    def valid(self) -> torch.Tensor:
-        return self.prompt | self.response
+    def __post_init__(self) -> None:
+        # computed once per forward call, not once per hooked layer: decode steps have no
+        # prompt tokens and the prefill no response tokens, so the hooks skip that work
+        self.valid = self.prompt | self.response
+        self.has_prompt = bool(self.prompt.any())
+        self.has_response = bool(self.response.any())
+        self.last_rows = self.last.any(1)
+        self.has_last = bool(self.last_rows.any())
+        self.weights = {
+            "prompt": self.prompt.unsqueeze(-1).float(),
+            "response": self.response.unsqueeze(-1).float(),
+            "last": self.last.unsqueeze(-1).float(),
+        }
 
 
 class _Batch:
@@ -262,25 +272,27 @@ class _Batch:
         return out
 
     def _capture(self, layer: int, h: torch.Tensor, p: _Pass) -> None:
-        prompt_m = p.prompt.unsqueeze(-1).float()
-        resp_m = p.response.unsqueeze(-1).float()
-        last_m = p.last.unsqueeze(-1).float()
+        w = p.weights
         if layer in self.mean_index:
             i = self.mean_index[layer]
-            self.sum_prompt[:, i] += (h * prompt_m).sum(1)
-            self.sum_resp[:, i] += (h * resp_m).sum(1)
-            has_last = p.last.any(1)
-            if has_last.any():
-                self.last_prompt[has_last, i] = (h * last_m).sum(1)[has_last]
+            if p.has_prompt:
+                self.sum_prompt[:, i] += (h * w["prompt"]).sum(1)
+            if p.has_response:
+                self.sum_resp[:, i] += (h * w["response"]).sum(1)
+            if p.has_last:
+                rows = p.last_rows
+                self.last_prompt[rows, i] = (h * w["last"]).sum(1)[rows]
         if layer in self.probe_units:
             proj = h @ self.probe_units[layer].T  # [B, t, P]
             acc = self.proj[layer]
-            acc["prompt"] += (proj * prompt_m).sum(1)
-            acc["resp"] += (proj * resp_m).sum(1)
-            has_last = p.last.any(1)
-            if has_last.any():
-                acc["last"][has_last] = (proj * last_m).sum(1)[has_last]
-            if self.capture.per_token and p.response.any():
+            if p.has_prompt:
+                acc["prompt"] += (proj * w["prompt"]).sum(1)
+            if p.has_response:
+                acc["resp"] += (proj * w["response"]).sum(1)
+            if p.has_last:
+                rows = p.last_rows
+                acc["last"][rows] = (proj * w["last"]).sum(1)[rows]
+            if self.capture.per_token and p.has_response:
                 self.per_token.append((layer, proj.detach(), p.response))
 
     def _steer(self, layer: int, hidden: torch.Tensor, p: _Pass) -> torch.Tensor:
