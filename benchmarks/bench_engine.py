@@ -5,6 +5,10 @@
 - our extraction (generate with capture) / reference shape (generate, then one forward pass per
   sample with output_hidden_states) (target <= 0.6)
 - batched teacher-forced projection throughput / raw batched forward throughput (target >= 0.9)
+
+Torch runs on 1 thread unless ``BENCH_THREADS`` says otherwise (two threads on a shared 2-core
+machine make the few-percent ratios noisier than the overheads they measure); ``BENCH_REPS``
+(default 5) interleaved repetitions per variant.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import torch  # noqa: E402
 
 from benchmarks.common import interleaved, print_ratios, record  # noqa: E402
 from persona.engine import Capture, Engine, Request, Sampling, Steer  # noqa: E402
-from persona.models import load_model  # noqa: E402
+from persona.models import load_model, release_all  # noqa: E402
 
 QUESTIONS = [
     "How should I deal with a rude coworker?",
@@ -32,13 +36,20 @@ QUESTIONS = [
     "Why is the sky blue?",
     "How do I tell my friend I am upset with them?",
 ]
+THREADS = int(os.environ.get("BENCH_THREADS", "1"))
+REPS = int(os.environ.get("BENCH_REPS", "5"))
 
 
 def main() -> None:
     torch.manual_seed(0)
+    torch.set_num_threads(THREADS)
+    t0 = time.perf_counter()
+    load_model("smollm2-135m", device="cpu")
+    first_load_s = time.perf_counter() - t0  # includes transformers' lazy imports of model code
+    release_all()
     t0 = time.perf_counter()
     lm = load_model("smollm2-135m", device="cpu")
-    load_s = time.perf_counter() - t0
+    load_s = time.perf_counter() - t0  # the cached safetensors copy, libraries already imported
     engine = Engine(lm, max_batch=8)
     n, d = lm.num_layers, lm.hidden_size
     vec = torch.randn(d)
@@ -54,7 +65,8 @@ def main() -> None:
             "plain": lambda: engine.generate(plain, sampling),
             "steered": lambda: engine.generate(steered, sampling),
             "capture": lambda: engine.generate(plain, sampling, full),
-        }
+        },
+        reps=REPS,
     )
 
     def reference_shape(grad: bool) -> None:
@@ -78,7 +90,8 @@ def main() -> None:
             "ours": lambda: engine.generate(plain, sampling, full),
             "reference": lambda: reference_shape(grad=False),
             "reference_as_written": lambda: reference_shape(grad=True),
-        }
+        },
+        reps=REPS,
     )
 
     replies = [r.text for r in engine.generate(plain, Sampling(max_new_tokens=48))]
@@ -110,9 +123,13 @@ def main() -> None:
         "extraction_over_reference_as_written": extract["ours"] / extract["reference_as_written"],
         "projection_throughput_over_raw_forward": score["raw"] / score["projection"],
     }
-    print(f"smollm2-135m load (cached conversion): {load_s:.2f} s")
+    print(
+        f"smollm2-135m load from the cached conversion: {load_s:.2f} s "
+        f"(first load in this process, with transformers' lazy imports: {first_load_s:.2f} s)"
+    )
     table = print_ratios(
-        "engine (smollm2-135m, CPU, 8 prompts x 32 tokens, median of interleaved runs)",
+        f"engine (smollm2-135m, CPU, {THREADS} torch threads, 8 prompts x 32 tokens, "
+        "median of interleaved runs)",
         [
             ("steered / unsteered generation", ratios["steered_over_unsteered"], "<= 1.05"),
             ("full per-layer capture / plain generation", ratios["capture_over_plain"], "<= 1.10"),
@@ -135,7 +152,14 @@ def main() -> None:
     )
     record(
         "engine",
-        {"table": table, "ratios": ratios, "seconds": {**gen, **extract}, "load_s": load_s},
+        {
+            "table": table,
+            "ratios": ratios,
+            "seconds": {**gen, **extract},
+            "load_s": load_s,
+            "first_load_s": first_load_s,
+            "threads": THREADS,
+        },
     )
 
 

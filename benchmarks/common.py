@@ -21,13 +21,19 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 def interleaved(variants: dict[str, Callable[[], object]], reps: int = 3) -> dict[str, float]:
-    """Median wall time of each variant, run alternately so machine noise hits all alike."""
+    """Median wall time of each variant, run alternately so machine noise hits all alike.
+
+    The order rotates every repetition, so no variant always runs first (after the others have
+    left the allocator and caches in their state).
+    """
     for fn in variants.values():  # warm-up
         fn()
+    names = list(variants)
     times: dict[str, list[float]] = {k: [] for k in variants}
-    for _ in range(reps):
-        for name, fn in variants.items():
-            times[name].append(timed(fn))
+    for rep in range(reps):
+        shift = rep % len(names)
+        for name in names[shift:] + names[:shift]:
+            times[name].append(timed(variants[name]))
     return {k: statistics.median(v) for k, v in times.items()}
 
 
