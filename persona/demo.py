@@ -249,7 +249,10 @@ class _Context:
         layer = vec.layer
         if layer is None:
             layer = default_layer(None, self.lm.num_layers, self.trait.layer_hint(self.lm.model_id))
-            self.console.print(f"[yellow]no layer met the coherence bar; using layer {layer}[/]")
+            why = "" if self.opts.judge else " (expected while the model judges itself)"
+            self.console.print(
+                f"[yellow]no layer met the coherence bar{why}: using the default layer {layer}[/]"
+            )
             save_vector(vec.with_meta(layer=layer), self.vector_file)
         self.console.print(f"chosen layer: {layer}")
         return {"log": log, "layer": layer}
