@@ -147,25 +147,45 @@ class Result:
 
 @dataclass
 class _Pass:
-    """Masks describing the tokens of one forward call ([B, t] booleans)."""
+    """Masks describing the tokens of one forward call ([B, t] booleans).
+
+    The derived fields are computed once per forward call, not once per hooked layer: decode
+    steps have no prompt tokens and the prefill no response tokens, so the hooks skip that work.
+    """
 
     prompt: torch.Tensor
     response: torch.Tensor
     last: torch.Tensor
+    valid: torch.Tensor = field(init=False)
+    has_prompt: bool = field(init=False)
+    has_response: bool = field(init=False)
+    has_last: bool = field(init=False)
+    last_rows: torch.Tensor = field(init=False)  # [B] rows whose last prompt token is here
+    prompt_w: torch.Tensor = field(init=False)  # masks as [B, t, 1] float weights
+    response_w: torch.Tensor = field(init=False)
+    last_w: torch.Tensor = field(init=False)
 
     def __post_init__(self) -> None:
-        # computed once per forward call, not once per hooked layer: decode steps have no
-        # prompt tokens and the prefill no response tokens, so the hooks skip that work
         self.valid = self.prompt | self.response
         self.has_prompt = bool(self.prompt.any())
         self.has_response = bool(self.response.any())
         self.last_rows = self.last.any(1)
         self.has_last = bool(self.last_rows.any())
-        self.weights = {
-            "prompt": self.prompt.unsqueeze(-1).float(),
-            "response": self.response.unsqueeze(-1).float(),
-            "last": self.last.unsqueeze(-1).float(),
-        }
+        self.prompt_w = self.prompt.unsqueeze(-1).float()
+        self.response_w = self.response.unsqueeze(-1).float()
+        self.last_w = self.last.unsqueeze(-1).float()
+
+    def accumulate(
+        self, x: torch.Tensor, prompt: torch.Tensor, response: torch.Tensor, last: torch.Tensor
+    ) -> None:
+        """Add ``x``'s ([B, t, k]) prompt- and response-token sums into ``prompt`` and
+        ``response`` ([B, k], in place) and store its last-prompt-token rows in ``last``."""
+        if self.has_prompt:
+            prompt += (x * self.prompt_w).sum(1)
+        if self.has_response:
+            response += (x * self.response_w).sum(1)
+        if self.has_last:
+            last[self.last_rows] = (x * self.last_w).sum(1)[self.last_rows]
 
 
 class _Batch:
@@ -272,26 +292,13 @@ class _Batch:
         return out
 
     def _capture(self, layer: int, h: torch.Tensor, p: _Pass) -> None:
-        w = p.weights
         if layer in self.mean_index:
             i = self.mean_index[layer]
-            if p.has_prompt:
-                self.sum_prompt[:, i] += (h * w["prompt"]).sum(1)
-            if p.has_response:
-                self.sum_resp[:, i] += (h * w["response"]).sum(1)
-            if p.has_last:
-                rows = p.last_rows
-                self.last_prompt[rows, i] = (h * w["last"]).sum(1)[rows]
+            p.accumulate(h, self.sum_prompt[:, i], self.sum_resp[:, i], self.last_prompt[:, i])
         if layer in self.probe_units:
             proj = h @ self.probe_units[layer].T  # [B, t, P]
             acc = self.proj[layer]
-            if p.has_prompt:
-                acc["prompt"] += (proj * w["prompt"]).sum(1)
-            if p.has_response:
-                acc["resp"] += (proj * w["response"]).sum(1)
-            if p.has_last:
-                rows = p.last_rows
-                acc["last"][rows] = (proj * w["last"]).sum(1)[rows]
+            p.accumulate(proj, acc["prompt"], acc["resp"], acc["last"])
             if self.capture.per_token and p.has_response:
                 self.per_token.append((layer, proj.detach(), p.response))
 
