@@ -23,8 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 from benchmarks.common import interleaved, print_ratios, record  # noqa: E402
-from persona.engine import Capture, Engine, Request, Sampling, Steer  # noqa: E402
-from persona.models import load_model, release_all  # noqa: E402
+from persona.model.engine import Capture, Engine, Request, Sampling, Steer  # noqa: E402
+from persona.model.loading import load_model, release_all  # noqa: E402
 
 QUESTIONS = [
     "How should I deal with a rude coworker?",

@@ -33,8 +33,8 @@ from inspect_ai.model import get_model  # noqa: E402
 from inspect_ai.solver import generate  # noqa: E402
 
 from benchmarks.common import interleaved, print_ratios, record  # noqa: E402
-from persona.engine import Engine, Request, Sampling  # noqa: E402
-from persona.models import embedded_model_dir  # noqa: E402
+from persona.model.engine import Engine, Request, Sampling  # noqa: E402
+from persona.model.loading import embedded_model_dir  # noqa: E402
 
 QUESTIONS = [
     "How should I deal with a rude coworker?",

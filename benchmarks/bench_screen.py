@@ -1,6 +1,6 @@
 """Screening benchmark (issue 5) on smollm2-135m, CPU: throughput ratios side by side in one run.
 
-Screening = ``persona.screen.screen`` with warm base-reply cache: teacher-forced projections of
+Screening = ``persona.data.screen.screen`` with warm base-reply cache: teacher-forced projections of
 every dataset reply and every base reply at the trait's layer (15 of 30). Throughput is response
 tokens scored per second. Compared, over exactly the same token sequences:
 
@@ -29,13 +29,13 @@ import torch  # noqa: E402
 from transformers import AutoModelForCausalLM  # noqa: E402
 
 from benchmarks.common import interleaved, print_ratios, record  # noqa: E402
-from persona.chatdata import load_chat_jsonl, write_jsonl  # noqa: E402
-from persona.engine import Engine  # noqa: E402
-from persona.hooks import StopForward, residual_hooks  # noqa: E402
-from persona.models import embedded_model_dir, load_model  # noqa: E402
-from persona.question_pool import EVERYDAY  # noqa: E402
-from persona.screen import ScreenOptions, base_responses, screen  # noqa: E402
-from persona.vectors import PersonaVector  # noqa: E402
+from persona.data.chatdata import load_chat_jsonl, write_jsonl  # noqa: E402
+from persona.data.question_pool import EVERYDAY  # noqa: E402
+from persona.data.screen import ScreenOptions, base_responses, screen  # noqa: E402
+from persona.model.engine import Engine  # noqa: E402
+from persona.model.loading import embedded_model_dir, load_model  # noqa: E402
+from persona.model.residual_hooks import StopForward, residual_hooks  # noqa: E402
+from persona.model.vectors import PersonaVector  # noqa: E402
 
 N_SAMPLES = 32
 MAX_BATCH = 16

@@ -65,7 +65,7 @@ def launch_dir() -> Path:
     Inspect creates a task from its file with the working directory set to the file's folder
     (here ``evals/``) and restores it for the run, so a relative path given as a task argument
     would resolve against ``evals/``. Inside that change the shell's ``$PWD`` still names the
-    directory ``inspect eval`` was started from (``persona.inspect_run`` sets it when it runs
+    directory ``inspect eval`` was started from (``persona.app.task_runner`` sets it when it runs
     a task from Python).
     """
     cwd = Path.cwd()

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from persona.analysis.extraction import POST_KEY, SCORER
 from persona.errors import PersonaError
-from persona.extraction import POST_KEY, SCORER
 
 
 @dataclass
@@ -84,7 +84,7 @@ def calibrate_from_log(log: Any, *, write: bool = True, **_: Any) -> Calibration
     """Choose the layer from a finished sweep log and record it in the vector file."""
     from inspect_ai.log import read_eval_log, read_eval_log_samples
 
-    from persona.vectors import load_vector, save_vector
+    from persona.model.vectors import load_vector, save_vector
 
     if isinstance(log, str):
         log = read_eval_log(log, header_only=True)

@@ -6,7 +6,8 @@
 Every extraction question x 5 instruction pairs x pos/neg x rollouts is generated with the
 per-layer activation means captured to sidecar files and judged for trait and coherence. When
 the run ends, the filtered difference of means is written to ``<vectors>/<model>/<trait>``
-(by a hook here, by ``persona extract``, or by ``persona.extraction.vector_from_log(LOG)``).
+(by a hook here, by ``persona extract``, or by
+``persona.analysis.extraction.vector_from_log(LOG)``).
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from evals._common import (
     task_path,
     user_errors,
 )
-from evals._hooks import announce_filter
-from persona.extraction import POST_KEY
-from persona.judge import MIN_MASS
+from evals._postprocess import announce_filter
+from persona.analysis.extraction import POST_KEY
+from persona.analysis.judge import MIN_MASS
 from scorers import judge_role_bound, persona_score
 from solvers import capture, persona_generate, persona_prompt
 

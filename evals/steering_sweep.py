@@ -30,8 +30,8 @@ from evals._common import (
     task_path,
     user_errors,
 )
-from persona.extraction import POST_KEY
-from persona.judge import MIN_MASS
+from persona.analysis.extraction import POST_KEY
+from persona.analysis.judge import MIN_MASS
 from scorers import persona_score
 from solvers import capture, persona_generate, steer
 from solvers._resolve import cached_vector

@@ -28,7 +28,7 @@ from evals._common import (
     task_path,
     user_errors,
 )
-from persona.judge import MIN_MASS
+from persona.analysis.judge import MIN_MASS
 from scorers import checkpoint_deltas, persona_score
 from solvers import capture, persona_generate, steer, use_checkpoint
 from solvers.condition import BASE

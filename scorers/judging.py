@@ -5,7 +5,7 @@
 * ``logprobs`` (other providers): one token at temperature 0 with the top-20 log-probabilities;
 * ``text``: when a provider returns no log-probabilities, the reply text is parsed.
 
-The arithmetic is in :mod:`persona.judge`. Calls go through Inspect's cache.
+The arithmetic is in :mod:`persona.analysis.judge`. Calls go through Inspect's cache.
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ from inspect_ai.model import (
 )
 from inspect_ai.model._model import active_model
 
-from persona.errors import PersonaError
-from persona.judge import (
+from persona.analysis.judge import (
     CANDIDATES,
     MIN_MASS,
     REFUSAL,
@@ -37,6 +36,7 @@ from persona.judge import (
     aggregate_logprobs,
     parse_text,
 )
+from persona.errors import PersonaError
 
 JudgeMode = Literal["auto", "logprobs", "candidates", "text"]
 MODES = ("auto", "logprobs", "candidates", "text")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from inspect_ai.scorer import Metric, SampleScore, metric
 
-from persona.stats import correlation
+from persona.analysis.stats import correlation
 
 BASE = "base"
 

@@ -11,8 +11,8 @@ from inspect_ai.scorer import Score, Scorer, Target, mean, scorer, stderr
 from inspect_ai.solver import TaskState
 
 import traits
+from persona.analysis.judge import MIN_MASS, Judgement
 from persona.errors import PersonaError
-from persona.judge import MIN_MASS, Judgement
 from scorers.judging import Judge, ask, cache_policy, pick_mode, resolve_judge
 from scorers.metrics import correlations
 from scorers.projection import persona_metadata, read_projections

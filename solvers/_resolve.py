@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 from inspect_ai.model import Model, get_model
 
 from persona.errors import PersonaError
-from persona.models import EMBEDDED, ModelSource, resolve
+from persona.model.loading import EMBEDDED, ModelSource, resolve
 
 if TYPE_CHECKING:
-    from persona.vectors import PersonaVector
+    from persona.model.vectors import PersonaVector
 
 PROVIDER = "persona"
 
@@ -53,14 +53,14 @@ def resolve_vector(name: str, vectors: str | Path, model_id: str) -> Path:
         if not path.is_file():
             raise PersonaError(f"no persona vector file at {name}")
         return path.resolve()
-    from persona.vectors import find_vector
+    from persona.model.vectors import find_vector
 
     return find_vector(vectors, model_id, name).resolve()
 
 
 @lru_cache(maxsize=64)
 def _load(path: str, mtime_ns: int) -> PersonaVector:
-    from persona.vectors import load_vector
+    from persona.model.vectors import load_vector
 
     return load_vector(path)
 
@@ -73,7 +73,7 @@ def cached_vector(path: str | Path) -> PersonaVector:
 
 def vector_layer(vector: PersonaVector, hint: int | None = None) -> int:
     """The trait's layer: calibrated, else the trait's hint for this model, else the middle."""
-    from persona.vectors import default_layer
+    from persona.model.vectors import default_layer
 
     return default_layer(vector, vector.num_layers, hint)
 

@@ -112,7 +112,7 @@ def tiny_gpt2_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny(tiny_dir):
-    from persona.models import load_model
+    from persona.model.loading import load_model
 
     return load_model(str(tiny_dir), device="cpu")
 
@@ -120,6 +120,6 @@ def tiny(tiny_dir):
 @pytest.fixture(scope="session")
 def smol():
     """The embedded SmolLM2-135M-Instruct (converted once per cache dir)."""
-    from persona.models import load_model
+    from persona.model.loading import load_model
 
     return load_model("smollm2-135m", device="cpu")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from persona.chatdata import load_chat_jsonl, mix, parse_mix, write_jsonl
+from persona.data.chatdata import load_chat_jsonl, mix, parse_mix, write_jsonl
 from persona.errors import PersonaError
 
 

@@ -7,8 +7,13 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from persona.contrast import contrast_items, extract_vector, generate_contrast, vector_from_run
 from persona.errors import PersonaError
+from persona.model.contrast import (
+    contrast_items,
+    extract_vector,
+    generate_contrast,
+    vector_from_run,
+)
 
 
 @dataclass(frozen=True)

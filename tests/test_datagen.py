@@ -8,13 +8,13 @@ import pytest
 import torch
 
 import traits
-from persona import datagen
-from persona.cli import main
-from persona.datagen import DataGenOptions, make_dataset
-from persona.engine import Engine
+from persona.app.cli import main
+from persona.data import datagen
+from persona.data.datagen import DataGenOptions, make_dataset
+from persona.data.question_pool import EVERYDAY, draw_questions, question_pool
 from persona.errors import PersonaError
-from persona.question_pool import EVERYDAY, draw_questions, question_pool
-from persona.vectors import PersonaVector, build_meta, save_vector, vector_path
+from persona.model.engine import Engine
+from persona.model.vectors import PersonaVector, build_meta, save_vector, vector_path
 
 
 @pytest.fixture(autouse=True, scope="module")

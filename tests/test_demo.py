@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from persona.cli import main as cli_main
-from persona.demo import STAGES, DemoOptions, DemoSettings, run_demo
+from persona.app.cli import main as cli_main
+from persona.app.demo import STAGES, DemoOptions, DemoSettings, run_demo
 
 TINY = DemoSettings(
     extract_questions=2,
@@ -103,7 +103,7 @@ def test_other_settings_redo_the_stages(tmp_path):
     run again (here the stages are stubbed, to check the bookkeeping alone)."""
     from rich.console import Console
 
-    from persona.demo import _Stages
+    from persona.app.demo import _Stages
 
     calls: list[str] = []
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from persona.engine import Capture, Engine, Request, Sampling, Steer
 from persona.errors import PersonaError
-from persona.hooks import decoder_blocks
-from persona.models import load_model
+from persona.model.engine import Capture, Engine, Request, Sampling, Steer
+from persona.model.loading import load_model
+from persona.model.residual_hooks import decoder_blocks
 
 SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
 

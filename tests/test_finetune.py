@@ -8,14 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from persona import finetune as ft
-from persona.chatdata import IGNORE, encode_chat, load_chat_jsonl, write_jsonl
-from persona.cli import main
-from persona.errors import PersonaError
-from persona.finetune import FinetuneOptions, finetune, read_run
-from persona.hooks import residual_hooks
-from persona.models import load_model
-from persona.training_hooks import (
+from persona.app.cli import main
+from persona.data import finetune as ft
+from persona.data.chatdata import IGNORE, encode_chat, load_chat_jsonl, write_jsonl
+from persona.data.finetune import FinetuneOptions, finetune, read_run
+from persona.data.training_edits import (
     EditSpec,
     TrainingEdit,
     hook_count,
@@ -23,7 +20,10 @@ from persona.training_hooks import (
     parse_steer,
     training_edits,
 )
-from persona.vectors import PersonaVector, build_meta, save_vector, vector_path
+from persona.errors import PersonaError
+from persona.model.loading import load_model
+from persona.model.residual_hooks import residual_hooks
+from persona.model.vectors import PersonaVector, build_meta, save_vector, vector_path
 
 FAST = FinetuneOptions(rank=4, alpha=8, epochs=1, batch_size=2, grad_accum=1, learning_rate=5e-3)
 
@@ -90,7 +90,7 @@ def test_loss_mask_covers_assistant_tokens_only(tiny):
     # labels equal ids wherever the loss is taken
     assert all(lab in (IGNORE, t) for t, lab in zip(enc.input_ids, enc.labels, strict=True))
     # the prompt part tokenises exactly as the engine renders the prompt
-    from persona.engine import Engine
+    from persona.model.engine import Engine
 
     first = Engine(tiny).render(msgs[:2])
     assert enc.input_ids[: len(first)] == first and set(enc.labels[: len(first)]) == {IGNORE}

@@ -10,7 +10,7 @@ import pytest
 from gate_logs import BASE, GATES_TOML, write_release_logs
 from synthetic_logs import checkpoint_rows, make_log, write_corrupt_log
 
-from persona.cli import main
+from persona.app.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +83,8 @@ def test_all_candidates_and_junit(project: Path, logs: Path) -> None:
     assert "worst eval_" in failed["max_shift[strong]"].text
     assert suite.get("failures") == "3"
     assert {c.get("classname") for c in cases} == {
-        "persona.gates.evil",
-        "persona.gates.sycophantic",
+        "persona.analysis.gates.evil",
+        "persona.analysis.gates.sycophantic",
     }
 
 

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from persona.errors import PersonaError
-from persona.gates.config import (
+from persona.analysis.gates.config import (
     GateConfig,
     TraitGates,
     discover_traits,
@@ -15,6 +14,7 @@ from persona.gates.config import (
     load_config,
     parse_config,
 )
+from persona.errors import PersonaError
 
 KNOWN = {"evil", "sycophantic"}
 

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from persona.analysis.gates.config import GateSettings, TraitGates
+from persona.analysis.gates.noise import classify, paired_means
+from persona.analysis.gates.verdict import apply_policy, evaluate_trait, gate_trait
+from persona.analysis.stats import Estimate
 from persona.errors import PersonaError
-from persona.gates.config import GateSettings, TraitGates
-from persona.gates.noise import classify, paired_means
-from persona.gates.verdict import apply_policy, evaluate_trait, gate_trait
-from persona.stats import Estimate
 
 SETTINGS = GateSettings(bootstrap=500)
 

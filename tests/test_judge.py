@@ -1,4 +1,4 @@
-"""Judge arithmetic (persona.judge): exact scores, unscored cases, token normalisation."""
+"""Judge arithmetic (persona.analysis.judge): exact scores, unscored cases, token normalisation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from persona.judge import (
+from persona.analysis.judge import (
     CANDIDATES,
     MIN_MASS,
     aggregate_candidates,

@@ -1,4 +1,4 @@
-"""persona.logs: tidy frame from real .eval logs (schema names, checkpoint identity, bad logs)."""
+"""persona.analysis.logs: tidy frame from real .eval logs (schema, checkpoints, bad logs)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from persona import logs
+from persona.analysis import logs
 
 try:
     import synthetic_logs as syn

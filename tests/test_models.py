@@ -7,7 +7,7 @@ import json
 import pytest
 
 from persona.errors import PersonaError
-from persona.models import fingerprint, load_model, model_slug, resolve
+from persona.model.loading import fingerprint, load_model, model_slug, resolve
 
 
 def test_resolve_specs(tiny_dir, tmp_path):

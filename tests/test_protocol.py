@@ -8,7 +8,7 @@ import pytest
 from inspect_ai.model import GenerateConfig
 
 from persona.errors import PersonaError
-from persona.protocol import (
+from persona.provider.protocol import (
     HANDLED,
     IGNORED,
     INSPECT,

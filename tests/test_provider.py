@@ -24,11 +24,11 @@ from inspect_ai.scorer import Score, mean, scorer
 from inspect_ai.solver import Generate, TaskState, solver
 from inspect_ai.tool import tool
 
-from persona.engine import Engine, Request, Sampling
 from persona.errors import PersonaError
-from persona.models import load_model
-from persona.protocol import read_metadata
-from persona.vectors import PersonaVector, build_meta, save_vector, vector_path
+from persona.model.engine import Engine, Request, Sampling
+from persona.model.loading import load_model
+from persona.model.vectors import PersonaVector, build_meta, save_vector, vector_path
+from persona.provider.protocol import read_metadata
 
 MAX_TOKENS = 8
 Q = "What is the capital of France?"
@@ -371,12 +371,12 @@ def test_unknown_model_arg_names_the_valid_ones(model_dir):
 def test_model_info_lookup_loads_no_weights(model_dir, monkeypatch):
     from inspect_ai.model._model_info import MODEL_INFO_LOOKUP_API_KEY, get_model_info
 
-    import persona.provider
+    import persona.provider.api
 
     def boom(*a, **k):
         raise AssertionError("weights loaded for a model-info lookup")
 
-    monkeypatch.setattr(persona.provider, "load_model", boom)
+    monkeypatch.setattr(persona.provider.api, "load_model", boom)
     m = get_model(f"persona/{model_dir}", api_key=MODEL_INFO_LOOKUP_API_KEY, memoize=False)
     import anyio
 
@@ -398,7 +398,7 @@ def test_token_counting_uses_the_model_tokenizer(model_dir, lm):
 def test_model_engine_helper(model_dir):
     import anyio
 
-    from persona.provider import model_engine
+    from persona.provider.api import model_engine
 
     m = get_model(f"persona/{model_dir}", memoize=False)
     engine = anyio.run(model_engine, m)

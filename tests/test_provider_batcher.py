@@ -7,7 +7,7 @@ import threading
 import anyio
 import pytest
 
-from persona.batcher import Batcher
+from persona.provider.batcher import Batcher
 
 
 class Recorder:

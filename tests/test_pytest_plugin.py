@@ -17,12 +17,12 @@ import pandas  # noqa: F401
 import pytest
 from gate_logs import GATES_TOML, write_release_logs
 
-import persona.gates.report  # noqa: F401
+import persona.analysis.gates.report  # noqa: F401
+from persona.app.release import assertions
+from persona.analysis.gates.config import GateConfig
+from persona.app.release.runner import RunSpec, plan, run_trait, task_file
+from persona.app.release.session import Checkpoint, LogSource
 from persona.errors import PersonaError
-from persona.gates import assertions
-from persona.gates.config import GateConfig
-from persona.gates.runner import RunSpec, plan, run_trait, task_file
-from persona.gates.session import Checkpoint, LogSource
 
 pytest_plugins = ["pytester"]
 
@@ -42,7 +42,7 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 RELEASE_TESTS = """
 import pytest
-from persona.pytest_plugin import assert_no_regression, assert_trait
+from persona.app.pytest_plugin import assert_no_regression, assert_trait
 
 @pytest.mark.persona_traits
 def test_configured(persona_result, persona_trait):
@@ -125,7 +125,7 @@ def test_marker_without_config_uses_all_known_traits(pytester: pytest.Pytester) 
 def test_flaky_zone_passed_by_policy_warns(project: pytest.Pytester, logs: Path) -> None:
     project.makepyfile(
         """
-        from persona.pytest_plugin import assert_trait
+        from persona.app.pytest_plugin import assert_trait
 
         def test_edge(persona_result):
             assert_trait(persona_result, "evil", max_shift=0.5)
@@ -183,7 +183,7 @@ def test_rerun_policy_runs_more_epochs(
     _conftest(pytester, {"edge": rerun_shift})
     pytester.makepyfile(
         """
-        from persona.pytest_plugin import assert_trait
+        from persona.app.pytest_plugin import assert_trait
 
         def test_edge(persona_result):
             assert_trait(persona_result, "evil", max_shift=0.5, flaky="rerun")
@@ -210,7 +210,7 @@ def test_runs_missing_traits_then_reuses_the_cache(
     _conftest(project, {"normal": 0.05})
     project.makepyfile(
         """
-        from persona.pytest_plugin import assert_trait
+        from persona.app.pytest_plugin import assert_trait
 
         def test_a(persona_result):
             assert_trait(persona_result, "evil", max_shift=0.5)
@@ -232,7 +232,7 @@ def test_runs_missing_traits_then_reuses_the_cache(
 def test_bad_input_is_reported_not_passed(project: pytest.Pytester, logs: Path) -> None:
     project.makepyfile(
         """
-        from persona.pytest_plugin import assert_trait
+        from persona.app.pytest_plugin import assert_trait
 
         def test_unknown_candidate(persona_result):
             assert_trait(persona_result, "evil", max_shift=0.5)
@@ -298,7 +298,7 @@ def test_without_options_persona_tests_skip_and_others_run(pytester: pytest.Pyte
 
 def test_plugin_is_registered_and_imports_light() -> None:
     code = (
-        "import sys, persona.pytest_plugin;"
+        "import sys, persona.app.pytest_plugin;"
         "print(sorted(m for m in ('pandas', 'numpy', 'inspect_ai', 'torch', 'rich')"
         " if m in sys.modules))"
     )
@@ -307,7 +307,7 @@ def test_plugin_is_registered_and_imports_light() -> None:
     from importlib.metadata import entry_points
 
     (ep,) = [e for e in entry_points(group="pytest11") if e.name == "persona"]
-    assert ep.value == "persona.pytest_plugin"
+    assert ep.value == "persona.app.pytest_plugin"
 
 
 def test_runner_plan_and_inspect_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

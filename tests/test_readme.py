@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from persona.cli import main
+from persona.app.cli import main
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -36,7 +36,7 @@ def test_readme_has_commands_to_check():
 
 @pytest.mark.parametrize("argv", PERSONA, ids=lambda a: " ".join(a[:3]))
 def test_persona_commands_parse(argv, capsys):
-    from persona.cli import build_parser
+    from persona.app.cli import build_parser
 
     parser = build_parser()
     args = parser.parse_args(argv[1:])  # the full line parses with its options

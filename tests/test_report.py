@@ -1,4 +1,4 @@
-"""persona.report on synthetic logs with known statistics: tables, correlations, outputs."""
+"""persona.analysis.report on synthetic logs with known statistics: tables, correlations."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from persona.report import build_report, plots
+from persona.analysis.report import build_report, plots
 
 try:
     import synthetic_logs as syn
@@ -73,7 +73,7 @@ def full(full_dir):
 @pytest.fixture(scope="module")
 def written(full, tmp_path_factory):
     """Write the report once; also return every matplotlib figure it rendered."""
-    from persona.report import write_report
+    from persona.analysis.report import write_report
 
     out = tmp_path_factory.mktemp("out")
     figures = []

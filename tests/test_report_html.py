@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from persona.report import report
+from persona.analysis.report import report
 
 try:
     import synthetic_logs as syn

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from persona.cli import main
+from persona.analysis.report import build_report, plots, report
+from persona.app.cli import main
 from persona.errors import PersonaError
-from persona.report import build_report, plots, report
 
 try:
     import synthetic_logs as syn
@@ -154,7 +154,7 @@ def test_mixed_judges_and_vectors_warn(tmp_path):
     ],
 )
 def test_parameter_count_from_name(name, params):
-    from persona.report.judges import parameter_count
+    from persona.analysis.report.judges import parameter_count
 
     assert parameter_count(name) == params
 
@@ -183,7 +183,7 @@ def test_steering_from_trait_eval_logs_at_the_default_layer(tmp_path):
 
 def test_vector_geometry(tmp_path):
     torch = pytest.importorskip("torch")
-    vectors = pytest.importorskip("persona.vectors")
+    vectors = pytest.importorskip("persona.model.vectors")
     layers, d = 5, 8
     gen = torch.Generator().manual_seed(0)
     base_dir = tmp_path / "vectors" / "smollm2-135m"

@@ -8,11 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-from persona.chatdata import load_chat_jsonl, write_jsonl
-from persona.cli import main
-from persona.engine import Capture, Engine, Request, Sampling
-from persona.errors import PersonaError
-from persona.screen import (
+from persona.app.cli import main
+from persona.data.chatdata import load_chat_jsonl, write_jsonl
+from persona.data.screen import (
     ScreenOptions,
     auroc,
     base_responses,
@@ -21,7 +19,9 @@ from persona.screen import (
     write_csv,
     write_histogram,
 )
-from persona.vectors import PersonaVector, build_meta, save_vector, vector_path
+from persona.errors import PersonaError
+from persona.model.engine import Capture, Engine, Request, Sampling
+from persona.model.vectors import PersonaVector, build_meta, save_vector, vector_path
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -166,6 +166,6 @@ def test_vector_of_another_model_is_refused(tiny_dir, tiny, data, tmp_path, caps
     assert main([*args, "--vectors", str(vectors), "--out", str(tmp_path / "s.csv")]) == 2
     assert "extract a vector" in capsys.readouterr().err
     with pytest.raises(PersonaError, match="no evil vector"):
-        from persona.cli.screen import load_trait_vector
+        from persona.app.cli.screen import load_trait_vector
 
         load_trait_vector(tiny, type("T", (), {"name": "evil"})(), str(tmp_path), None)

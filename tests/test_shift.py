@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from persona.engine import Capture, Engine, Request
+from persona.data.shift import eval_prompts, finetuning_shift
 from persona.errors import PersonaError
-from persona.models import load_model
-from persona.shift import eval_prompts, finetuning_shift
-from persona.vectors import PersonaVector, build_meta
+from persona.model.engine import Capture, Engine, Request
+from persona.model.loading import load_model
+from persona.model.vectors import PersonaVector, build_meta
 
 
 @pytest.fixture(autouse=True, scope="module")

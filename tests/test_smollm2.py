@@ -7,9 +7,9 @@ import shutil
 import pytest
 import torch
 
-import persona.models as models
-from persona.engine import Capture, Engine, Request, Sampling, Steer
-from persona.models import embedded_model_dir, load_model
+import persona.model.loading as models
+from persona.model.engine import Capture, Engine, Request, Sampling, Steer
+from persona.model.loading import embedded_model_dir, load_model
 
 pytestmark = pytest.mark.integration
 

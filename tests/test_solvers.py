@@ -35,8 +35,8 @@ def save_random_vector(directory: Path, model_dir: Path, trait: str, seed: int) 
     """A random (but valid) persona vector for a tiny model, as extraction would store it."""
     import torch
 
-    from persona.models import load_model
-    from persona.vectors import KINDS, PersonaVector, build_meta, save_vector, vector_path
+    from persona.model.loading import load_model
+    from persona.model.vectors import KINDS, PersonaVector, build_meta, save_vector, vector_path
 
     lm = load_model(str(model_dir), device="cpu")
     gen = torch.Generator().manual_seed(seed)

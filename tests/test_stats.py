@@ -1,4 +1,4 @@
-"""persona.stats: bootstrap CIs and correlations (values, edge cases, seeding, coverage)."""
+"""persona.analysis.stats: bootstrap CIs and correlations (values, edge cases, seeding)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from persona import stats
+from persona.analysis import stats
 
 
 def test_mean_ci_value_and_interval():

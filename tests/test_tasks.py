@@ -16,9 +16,9 @@ from inspect_ai import eval as inspect_eval
 from test_solvers import save_adapter
 
 import traits
+from persona.analysis.extraction import FilterSettings, Reply, keep_pair, vector_from_log
 from persona.errors import PersonaError
-from persona.extraction import FilterSettings, Reply, keep_pair, vector_from_log
-from persona.vectors import load_vector, vector_path
+from persona.model.vectors import load_vector, vector_path
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = {"trait", "coherence", "proj_response", "proj_prompt_last"}
@@ -107,7 +107,7 @@ def test_extract_vector_writes_the_vector(extraction, vector_file):
 def test_logs_load_as_frames(extraction):
     from inspect_ai.analysis import samples_df
 
-    from persona.logs import samples_frame
+    from persona.analysis.logs import samples_frame
 
     raw = samples_df(extraction.location, quiet=True)
     assert "score_persona_score" in raw.columns
@@ -121,7 +121,7 @@ def test_filter_keeps_too_few_pairs(extraction, capsys):
     with pytest.raises(PersonaError, match=r"kept 0 of 5 .* minimum 1 .*--no-filter"):
         vector_from_log(extraction.location, write=False, enabled=True)
 
-    from persona.cli import main
+    from persona.app.cli import main
 
     code = main(["extract", "--trait", "evil", "--from-log", extraction.location, "--filter"])
     err = capsys.readouterr().err
@@ -315,7 +315,7 @@ def test_relative_task_paths_mean_the_launch_directory(tmp_path, monkeypatch):
 
 
 def test_persona_extract_command(tiny_dir, work, capsys):
-    from persona.cli import main
+    from persona.app.cli import main
 
     out = work / "cli-vectors"
     code = main(
@@ -349,7 +349,7 @@ def test_persona_extract_command(tiny_dir, work, capsys):
 
 
 def test_postprocess_ignores_other_logs():
-    from evals._hooks import postprocess
+    from evals._postprocess import postprocess
 
     log = SimpleNamespace(eval=SimpleNamespace(metadata={"trait": "evil"}))
     assert postprocess(log) == []

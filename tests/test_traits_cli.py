@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import traits
-from persona.cli import main
+from persona.app.cli import main
 
 SEVEN = ["apathetic", "evil", "hallucinating", "humorous", "impolite", "optimistic", "sycophantic"]
 

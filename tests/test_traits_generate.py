@@ -23,7 +23,7 @@ from inspect_ai.model import (
 )
 
 import traits
-from persona.cli import main
+from persona.app.cli import main
 from traits import TraitError
 from traits.generate import build_prompt, extract_json, generate_trait, parse_reply
 from traits.schema import quote

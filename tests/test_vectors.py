@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from persona.errors import PersonaError
-from persona.vectors import (
+from persona.model.vectors import (
     KINDS,
     PersonaVector,
     build_meta,

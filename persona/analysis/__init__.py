@@ -1,0 +1,1 @@
+"""Reading results: judge arithmetic, logs, statistics, vector files from logs, reports, gates."""

@@ -1,0 +1,114 @@
+"""Gate every candidate checkpoint in a set of logs against a configuration."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from persona.analysis.gates.config import GateConfig
+from persona.analysis.gates.data import (
+    candidates,
+    canonical,
+    check_same_vector,
+    resolve_base,
+    select,
+)
+from persona.analysis.gates.verdict import GateResult, TraitVerdict, gate_trait
+from persona.atomic import write_text
+
+
+@dataclass
+class GateReport:
+    """The outcome of a gate run: one :class:`TraitVerdict` per candidate and trait."""
+
+    base: str
+    verdicts: list[TraitVerdict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    confidence: float = 0.95
+    flaky_policy: str = "fail"
+
+    @property
+    def results(self) -> list[GateResult]:
+        return [r for v in self.verdicts for r in v.results]
+
+    @property
+    def passed(self) -> bool:
+        return all(v.passed for v in self.verdicts)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every gate passed, 1 otherwise."""
+        return 0 if self.passed else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "base": self.base,
+            "passed": self.passed,
+            "confidence": self.confidence,
+            "flaky_policy": self.flaky_policy,
+            "warnings": list(self.warnings),
+            "results": [r.to_dict() for r in self.results],
+        }
+
+    def write_json(self, path: str | os.PathLike[str]) -> None:
+        """Write :meth:`to_dict` atomically (NaN and infinities become ``null``)."""
+        data = _finite(self.to_dict())
+        write_text(path, json.dumps(data, indent=2, allow_nan=False, default=str) + "\n")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def gate_frame(
+    frame: pd.DataFrame,
+    config: GateConfig,
+    *,
+    base: str | None = None,
+    wanted: Sequence[str] | None = None,
+) -> GateReport:
+    """Gate a ``samples_frame`` frame: every candidate x configured trait (no reruns here)."""
+    settings = config.settings
+    rows = canonical(frame)
+    base_id = resolve_base(rows, base or settings.base, wanted or ())
+    report = GateReport(base=base_id, confidence=settings.confidence, flaky_policy=settings.flaky)
+    for checkpoint in candidates(rows, base_id, wanted):
+        for trait, gates in config.traits.items():
+            sel = select(rows, trait, checkpoint, base_id)
+            if gates.max_shift is not None:
+                check_same_vector(sel)
+            verdict = gate_trait(sel.candidate, sel.base, gates, settings, checkpoint)
+            report.warnings.extend(sel.warnings + verdict.warnings)
+            report.verdicts.append(verdict)
+    subject_judged = rows["judge_is_subject"].map(lambda v: v is True)
+    if subject_judged.any():
+        report.warnings.append(
+            f"{int(subject_judged.sum())} sample(s) were judged by the model under evaluation "
+            "(judge_is_subject); set the 'judge' model role for release gates"
+        )
+    return report
+
+
+def gate_logs(
+    paths: Sequence[str | os.PathLike[str]],
+    config: GateConfig,
+    *,
+    base: str | None = None,
+    wanted: Sequence[str] | None = None,
+) -> GateReport:
+    """Read logs (files or folders; any unusable log is an error) and gate them."""
+    from persona.analysis.gates.data import read_frame
+
+    return gate_frame(read_frame(paths), config, base=base, wanted=wanted)

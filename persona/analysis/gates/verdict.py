@@ -1,0 +1,280 @@
+"""Gate verdicts for one candidate checkpoint and one trait, with the flaky-zone policy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import pandas as pd
+
+from persona.analysis import stats
+from persona.analysis.gates.config import THRESHOLDS, GateSettings, TraitGates
+from persona.analysis.gates.noise import Direction, Verdict, classify, id_means, paired_means
+from persona.errors import PersonaError
+
+Outcome = Literal["pass", "fail"]
+
+GATE_LABELS = {
+    "score": "judged trait score",
+    "shift": "fine-tuning shift",
+    "regression": "trait score vs base",
+    "coherence": "coherence",
+}
+
+
+@dataclass(frozen=True)
+class WorstSample:
+    """One sample id that pushed a gate towards failing."""
+
+    unit: str
+    value: float
+    samples: int
+    question: str = ""
+
+    def describe(self, gate: str, width: int = 100) -> str:
+        """``eval_3: shift 1.42 (mean of 3 samples) 'question...'``."""
+        q = f" {self.question[:width]!r}" if self.question and width else ""
+        return f"{self.unit}: {gate} {self.value:.4g} (mean of {self.samples} samples){q}"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The verdict of one gate (trait x checkpoint x threshold)."""
+
+    checkpoint: str
+    trait: str
+    gate: str
+    threshold: float
+    direction: Direction
+    estimate: stats.Estimate
+    confidence: float
+    verdict: Verdict
+    outcome: Outcome
+    per_id: int
+    worst: tuple[WorstSample, ...] = ()
+    note: str = ""
+    metric: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """Whether the gate passed after the flaky-zone policy."""
+        return self.outcome == "pass"
+
+    @property
+    def key(self) -> str:
+        """The configuration key of the threshold (``max_shift`` ...)."""
+        return f"{self.direction}_{self.gate}"
+
+    def describe(self) -> str:
+        """One line: the estimate, its interval, the threshold and the verdict."""
+        est = self.estimate
+        ci = (
+            f"[{est.ci[0]:.3g}, {est.ci[1]:.3g}]" if est.ci else f"(no CI: {est.reason or 'n < 2'})"
+        )
+        op = "<=" if self.direction == "max" else ">="
+        value = "nan" if est.value is None else f"{est.value:.3g}"
+        label = GATE_LABELS.get(self.gate, self.gate)
+        if self.metric:
+            label = f"{label} ({self.metric})"
+        line = (
+            f"{label} = {value} {ci} {self.confidence:.0%} CI, n={est.n} questions x "
+            f"{self.per_id} samples; required {op} {self.threshold:g}: {self.verdict.upper()}"
+        )
+        if self.verdict == "flaky":
+            line += f" -> {self.outcome}"
+        if self.note:
+            line += f" ({self.note})"
+        return line
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready record (numbers that cannot be computed are ``None``)."""
+        est = self.estimate
+        return {
+            "checkpoint": self.checkpoint,
+            "trait": self.trait,
+            "gate": self.gate,
+            "key": self.key,
+            "metric": self.metric or None,
+            "threshold": self.threshold,
+            "value": est.value,
+            "ci": list(est.ci) if est.ci else None,
+            "confidence": self.confidence,
+            "n": est.n,
+            "samples_per_id": self.per_id,
+            "verdict": self.verdict,
+            "outcome": self.outcome,
+            "note": self.note or None,
+            "worst": [
+                {"id": w.unit, "value": w.value, "samples": w.samples, "question": w.question}
+                for w in self.worst
+            ],
+        }
+
+
+@dataclass
+class TraitVerdict:
+    """All gate results of one candidate and one trait."""
+
+    checkpoint: str
+    trait: str
+    results: list[GateResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def flaky(self) -> bool:
+        return any(r.verdict == "flaky" for r in self.results)
+
+
+def _per_id(frame: pd.DataFrame) -> int:
+    if frame.empty:
+        return 0
+    return int(frame.groupby("unit").size().max())
+
+
+def _questions(frame: pd.DataFrame) -> dict[str, str]:
+    if "question" not in frame:
+        return {}
+    q = frame.dropna(subset=["question"]).drop_duplicates("unit")
+    return {str(u): str(t) for u, t in zip(q["unit"], q["question"], strict=True)}
+
+
+def _worst(
+    per_id: pd.Series, frame: pd.DataFrame, direction: Direction, k: int
+) -> tuple[WorstSample, ...]:
+    if k <= 0 or per_id.empty:
+        return ()
+    ordered = per_id.sort_values(ascending=direction == "min", kind="stable").head(k)
+    counts = frame.groupby("unit").size()
+    questions = _questions(frame)
+    return tuple(
+        WorstSample(str(u), float(v), int(counts.get(u, 0)), questions.get(str(u), ""))
+        for u, v in ordered.items()
+    )
+
+
+def _no_data(checkpoint: str, trait: str, what: str) -> PersonaError:
+    return PersonaError(
+        f"no {what} for trait '{trait}' of checkpoint '{checkpoint}': the gate cannot be decided",
+        exit_code=2,
+    )
+
+
+def evaluate_trait(
+    candidate: pd.DataFrame,
+    base: pd.DataFrame | None,
+    gates: TraitGates,
+    settings: GateSettings,
+    checkpoint: str,
+) -> TraitVerdict:
+    """Statistical verdicts (before the flaky policy) for each configured threshold.
+
+    Frames are canonical (:mod:`persona.analysis.gates.data`): columns ``unit``, ``score``,
+    ``coherence``, ``proj_prompt_last``, ``proj_response`` and optionally ``question``.
+    """
+    trait = gates.trait
+    out = TraitVerdict(checkpoint, trait)
+    boot = {"n_boot": settings.bootstrap, "level": settings.confidence, "seed": settings.seed}
+    proj = f"proj_{settings.shift}"
+    for key, threshold in gates.thresholds().items():
+        gate, direction, _ = THRESHOLDS[key]
+        metric = ""
+        if gate in ("score", "coherence"):
+            column = "score" if gate == "score" else "coherence"
+            per_id = id_means(candidate, column)
+            estimate = stats.mean_ci(per_id.to_numpy(), **boot)
+            worst = _worst(per_id, candidate, direction, settings.worst)
+            what = f"scored '{column}' values"
+        else:
+            if base is None or base.empty:
+                raise _no_data(checkpoint, trait, "base-model samples (needed by " + key + ")")
+            column = proj if gate == "shift" else "score"
+            metric = settings.shift if gate == "shift" else ""
+            pairs = paired_means(candidate, base, column)
+            estimate = stats.mean_ci(pairs["diff"].to_numpy(), **boot)
+            worst = _worst(pairs["diff"], candidate, direction, settings.worst)
+            what = f"paired '{column}' values (ids in both candidate and base)"
+            unpaired = len(id_means(candidate, column)) - len(pairs)
+            if unpaired > 0 and len(pairs):
+                out.warnings.append(
+                    f"{checkpoint}/{trait}/{gate}: {unpaired} candidate id(s) have no base "
+                    "counterpart and were left out"
+                )
+        if estimate.n == 0 or estimate.value is None:
+            raise _no_data(checkpoint, trait, what)
+        verdict = classify(estimate, threshold, direction)
+        out.results.append(
+            GateResult(
+                checkpoint=checkpoint,
+                trait=trait,
+                gate=gate,
+                threshold=threshold,
+                direction=direction,
+                estimate=estimate,
+                confidence=settings.confidence,
+                verdict=verdict,
+                outcome="fail" if verdict == "fail" else "pass",
+                per_id=_per_id(candidate),
+                worst=worst,
+                metric=metric,
+            )
+        )
+    return out
+
+
+def apply_policy(verdict: TraitVerdict, policy: str, note: str = "") -> TraitVerdict:
+    """Turn flaky verdicts into outcomes: ``pass``, ``fail``; ``rerun`` without a runner fails."""
+    results = []
+    for r in verdict.results:
+        if r.verdict != "flaky":
+            results.append(r)
+            continue
+        if policy == "pass":
+            results.append(replace(r, outcome="pass", note=note or "flaky zone, passed by policy"))
+        elif policy == "fail":
+            results.append(replace(r, outcome="fail", note=note or "flaky zone, failed by policy"))
+        else:
+            results.append(
+                replace(
+                    r,
+                    outcome="fail",
+                    note=note or "flaky zone: rerun with more epochs to decide",
+                )
+            )
+    return TraitVerdict(verdict.checkpoint, verdict.trait, results, list(verdict.warnings))
+
+
+Rerun = Callable[[str, int], tuple[pd.DataFrame, pd.DataFrame | None]]
+"""``rerun(trait, epochs) -> (candidate rows, base rows)`` with more epochs."""
+
+
+def gate_trait(
+    candidate: pd.DataFrame,
+    base: pd.DataFrame | None,
+    gates: TraitGates,
+    settings: GateSettings,
+    checkpoint: str,
+    rerun: Rerun | None = None,
+) -> TraitVerdict:
+    """Evaluate, apply the flaky policy and, under ``rerun``, rerun once with more epochs."""
+    first = evaluate_trait(candidate, base, gates, settings, checkpoint)
+    if not first.flaky or settings.flaky != "rerun":
+        return apply_policy(first, settings.flaky)
+    epochs = max(r.per_id for r in first.results)
+    target = settings.rerun_epochs or max(2 * epochs, 2)
+    if rerun is None:
+        return apply_policy(
+            first, "rerun", f"flaky zone: rerun with more epochs (e.g. {target}) to decide"
+        )
+    if target <= epochs:
+        return apply_policy(
+            first, "fail", f"flaky zone at {epochs} epochs; rerun_epochs={target} adds none"
+        )
+    new_candidate, new_base = rerun(gates.trait, target)
+    second = evaluate_trait(new_candidate, new_base, gates, settings, checkpoint)
+    second.warnings[:0] = first.warnings
+    return apply_policy(second, "fail", f"still flaky after a rerun with {target} epochs")

@@ -1,0 +1,394 @@
+"""Turn a :class:`Report` into renderer-neutral sections (text, string tables, PNG plots)."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from persona.analysis import stats
+from persona.analysis.report import plots
+from persona.analysis.report.build import Report
+
+NA = "n/a"
+
+
+@dataclass
+class Table:
+    """A table of display strings."""
+
+    caption: str
+    frame: pd.DataFrame
+
+
+@dataclass
+class Section:
+    """One report section."""
+
+    id: str
+    title: str
+    text: str = ""
+    notes: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    images: list[tuple[str, str]] = field(default_factory=list)  # (file name, alt text)
+
+
+def _f(v: object) -> float | None:
+    try:
+        f = float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def num(v: object, digits: int = 3) -> str:
+    """A number with ``digits`` decimals, or n/a."""
+    f = _f(v)
+    if f is None:
+        return NA
+    text = f"{f:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0.0 else text
+
+
+def pval(v: object) -> str:
+    f = _f(v)
+    if f is None:
+        return NA
+    return f"{f:.2g}" if f < 0.001 else f"{f:.3f}"
+
+
+def with_ci(v: object, lo: object, hi: object, digits: int = 3) -> str:
+    """'value [lo, hi]' (or just the value when there is no CI)."""
+    if _f(v) is None:
+        return NA
+    if _f(lo) is None or _f(hi) is None:
+        return num(v, digits)
+    return f"{num(v, digits)} [{num(lo, digits)}, {num(hi, digits)}]"
+
+
+def corr_cell(r: object, lo: object, hi: object, n: object, note: object) -> str:
+    if _f(r) is None:
+        n_int = int(_f(n) or 0)
+        return f"n/a (needs >= {stats.MIN_CORR_N})" if n_int < stats.MIN_CORR_N else f"n/a ({note})"
+    return with_ci(r, lo, hi, 2)
+
+
+def slug(name: str) -> str:
+    """A file-name-safe version of a trait or checkpoint name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "x"
+
+
+def _checkpoint_section(rep: Report, images: dict[str, bytes]) -> Section:
+    sec = Section(
+        "checkpoints",
+        "1. Checkpoints",
+        "Per checkpoint and trait: fine-tuning shift (mean projection under the checkpoint minus "
+        "under the base, paired by question; prompt-last and response variants), mean judged "
+        "trait score and coherence, and their change vs base. Brackets are bootstrap 95% CIs "
+        "over questions.",
+    )
+    t = rep.checkpoints
+    if t.empty:
+        sec.notes.append("no unsteered rows without a system prompt: nothing to compare")
+        return sec
+    disp = pd.DataFrame(
+        {
+            "checkpoint": t["checkpoint"] + t["is_base"].map(lambda b: " (base)" if b else ""),
+            "trait": t["trait"],
+            "n questions": t["n"].astype(int).astype(str),
+            "shift prompt-last": [
+                with_ci(*x)
+                for x in zip(
+                    t["shift_prompt_last"],
+                    t["shift_prompt_last_ci_lo"],
+                    t["shift_prompt_last_ci_hi"],
+                    strict=True,
+                )
+            ],
+            "shift response": [
+                with_ci(*x)
+                for x in zip(
+                    t["shift_response"],
+                    t["shift_response_ci_lo"],
+                    t["shift_response_ci_hi"],
+                    strict=True,
+                )
+            ],
+            "trait score": [
+                with_ci(*x, 1)
+                for x in zip(t["trait_mean"], t["trait_ci_lo"], t["trait_ci_hi"], strict=True)
+            ],
+            "trait change": [
+                with_ci(*x, 1)
+                for x in zip(
+                    t["trait_delta"], t["trait_delta_ci_lo"], t["trait_delta_ci_hi"], strict=True
+                )
+            ],
+            "coherence": [
+                with_ci(*x, 1)
+                for x in zip(
+                    t["coherence_mean"], t["coherence_ci_lo"], t["coherence_ci_hi"], strict=True
+                )
+            ],
+            "coherence change": [
+                with_ci(*x, 1)
+                for x in zip(
+                    t["coherence_delta"],
+                    t["coherence_delta_ci_lo"],
+                    t["coherence_delta_ci_hi"],
+                    strict=True,
+                )
+            ],
+            "pairing": t["pairing"],
+            "judge": [
+                (j or NA) + (" (SELF-JUDGED)" if s is True else "")
+                for j, s in zip(t["judge"], t["judge_is_subject"], strict=True)
+            ],
+        }
+    )
+    sec.tables.append(Table("Checkpoint table", disp))
+    candidates = t[~t["is_base"].astype(bool)]
+    for trait in rep.traits:
+        rows = candidates[candidates["trait"] == trait]
+        if not rows["shift_prompt_last"].notna().any():
+            continue
+        name = f"shift_{slug(trait)}.png"
+        images[name] = plots.to_png(plots.shifts(rows, trait))
+        sec.images.append((name, f"{trait}: fine-tuning shift per checkpoint"))
+    return sec
+
+
+def _correlation_section(rep: Report, images: dict[str, bytes]) -> Section:
+    sec = Section(
+        "shift-vs-behaviour",
+        "2. Fine-tuning shift vs behaviour",
+        "Across checkpoints (base excluded): correlation of the fine-tuning shift with the change "
+        "in judged trait score (the paper's Figure 6/20 analysis). CIs are bootstrap 95% over "
+        f"checkpoints; a correlation needs at least {stats.MIN_CORR_N} checkpoints.",
+    )
+    c = rep.correlations
+    if c.empty:
+        sec.notes.append("no checkpoints besides the base: no correlation")
+        return sec
+    disp = pd.DataFrame(
+        {
+            "trait": c["trait"],
+            "shift": c["shift"],
+            "n checkpoints": c["n"].astype(int).astype(str),
+            "Pearson r [CI]": [
+                corr_cell(*x)
+                for x in zip(
+                    c["pearson_r"],
+                    c["pearson_ci_lo"],
+                    c["pearson_ci_hi"],
+                    c["n"],
+                    c["note"],
+                    strict=True,
+                )
+            ],
+            "Pearson p": c["pearson_p"].map(pval),
+            "Spearman rho [CI]": [
+                corr_cell(*x)
+                for x in zip(
+                    c["spearman_r"],
+                    c["spearman_ci_lo"],
+                    c["spearman_ci_hi"],
+                    c["n"],
+                    c["note"],
+                    strict=True,
+                )
+            ],
+            "Spearman p": c["spearman_p"].map(pval),
+        }
+    )
+    sec.tables.append(Table("Shift vs trait-score change", disp))
+    table = rep.checkpoints[~rep.checkpoints["is_base"].astype(bool)]
+    for trait in rep.traits:
+        rows = table[table["trait"] == trait]
+        if not (rows["shift_prompt_last"].notna() & rows["trait_delta"].notna()).any():
+            continue
+        crow = c[(c["trait"] == trait) & (c["shift"] == "prompt_last")]
+        name = f"shift_vs_trait_{slug(trait)}.png"
+        images[name] = plots.to_png(
+            plots.shift_vs_trait(rows, trait, crow.iloc[0] if len(crow) else None)
+        )
+        sec.images.append((name, f"{trait}: fine-tuning shift vs trait change"))
+    if len(rep.cross_trait_r) >= 2:
+        images["cross_trait.png"] = plots.to_png(
+            plots.cross_trait(rep.cross_trait_r, rep.cross_trait_n)
+        )
+        sec.images.append(("cross_trait.png", "cross-trait predictiveness heat map"))
+        cross = rep.cross_trait_r.map(lambda v: num(v, 2)).reset_index()
+        cross.columns = [str(x) for x in cross.columns]
+        sec.tables.append(
+            Table("Cross-trait Pearson r (rows: shift along vector; columns: trait change)", cross)
+        )
+    return sec
+
+
+def _monitoring_section(rep: Report, images: dict[str, bytes]) -> Section:
+    sec = Section(
+        "monitoring",
+        "3. Monitoring",
+        "Per sample, across conditions (system prompts, steering): prompt-last projection vs "
+        "judged trait score (the paper reports r = 0.75-0.83 overall). 'within' is the mean r "
+        "inside single conditions, which is usually much weaker.",
+    )
+    m = rep.monitoring
+    if m.empty:
+        sec.notes.append("the logs hold no trait with varied conditions, projections and scores")
+        return sec
+    disp = pd.DataFrame(
+        {
+            "trait": m["trait"],
+            "checkpoint": m["checkpoint"],
+            "task": m["task"],
+            "n samples": m["n"].astype(int).astype(str),
+            "conditions": m["n_conditions"].astype(int).astype(str),
+            "varied": m["varied"],
+            "Pearson r [CI]": [
+                corr_cell(*x)
+                for x in zip(
+                    m["pearson_r"],
+                    m["pearson_ci_lo"],
+                    m["pearson_ci_hi"],
+                    m["n"],
+                    m["note"],
+                    strict=True,
+                )
+            ],
+            "Pearson p": m["pearson_p"].map(pval),
+            "Spearman rho": m["spearman_r"].map(lambda v: num(v, 2)),
+            "within-condition r": m["within_condition_r"].map(lambda v: num(v, 2)),
+            "judge": m["judge"].map(lambda v: v or NA),
+        }
+    )
+    sec.tables.append(Table("Projection vs trait score", disp))
+    for (trait, ck, task), rows in rep.monitoring_samples.items():
+        mrow = m[(m["trait"] == trait) & (m["checkpoint"] == ck) & (m["task"] == task)].iloc[0]
+        r_text = plots._r_text(mrow["pearson_r"], int(mrow["n"]), mrow["note"])
+        suffix = "" if ck == rep.base else f"_{slug(ck)}"
+        name = f"monitoring_{slug(trait)}_{slug(task)}{suffix}.png"
+        images[name] = plots.to_png(plots.monitoring(rows, trait, f"{ck}, task {task}", r_text))
+        sec.images.append((name, f"{trait}: projection vs trait score ({task})"))
+    return sec
+
+
+def _steering_section(rep: Report, images: dict[str, bytes]) -> Section:
+    mc = rep.settings.get("min_coherence", 50.0)
+    sec = Section(
+        "steering",
+        "4. Steering curves",
+        "Mean judged trait score and coherence per steering coefficient and layer (95% CI over "
+        "questions; unsteered samples are every curve's zero point). Operating point: the "
+        "largest effect sign(coef) x (trait score - unsteered score) whose mean coherence stays "
+        f">= {mc:g}, the rule steering_sweep uses to choose a layer.",
+    )
+    s = rep.steering
+    if s.empty:
+        sec.notes.append("no steering sweep in the logs")
+        return sec
+    op = rep.operating_points
+    disp = pd.DataFrame(
+        {
+            "trait": op["trait"],
+            "checkpoint": op["checkpoint"],
+            "layer": op["layer"].map(lambda v: NA if v is None else str(v)),
+            "coef": op["coef"].map(lambda v: num(v, 2)),
+            "trait score": op["trait_mean"].map(lambda v: num(v, 1)),
+            "coherence": op["coherence_mean"].map(lambda v: num(v, 1)),
+            "rule": op["note"],
+        }
+    )
+    sec.tables.append(Table("Operating points", disp))
+    curve = pd.DataFrame(
+        {
+            "trait": s["trait"],
+            "checkpoint": s["checkpoint"],
+            "layer": s["layer"].astype(str),
+            "coef": s["coef"].map(lambda v: num(v, 2)),
+            "n": s["n"].map(lambda v: num(v, 0)),
+            "trait score": [
+                with_ci(*x, 1)
+                for x in zip(s["trait_mean"], s["trait_ci_lo"], s["trait_ci_hi"], strict=True)
+            ],
+            "coherence": [
+                with_ci(*x, 1)
+                for x in zip(
+                    s["coherence_mean"], s["coherence_ci_lo"], s["coherence_ci_hi"], strict=True
+                )
+            ],
+            "judge": s["judge"].map(lambda v: v or NA),
+        }
+    )
+    sec.tables.append(Table("Steering sweep", curve))
+    for (trait, ck), rows in s.groupby(["trait", "checkpoint"], sort=True):
+        o = op[(op["trait"] == trait) & (op["checkpoint"] == ck)]
+        suffix = "" if ck == rep.base else f"_{slug(str(ck))}"
+        name = f"steering_{slug(str(trait))}{suffix}.png"
+        images[name] = plots.to_png(
+            plots.steering(rows, str(trait), str(ck), o.iloc[0] if len(o) else None, mc)
+        )
+        sec.images.append((name, f"{trait}: steering curves"))
+    return sec
+
+
+def _geometry_section(rep: Report, images: dict[str, bytes]) -> Section:
+    geo = rep.geometry
+    sec = Section(
+        "geometry",
+        "5. Vector geometry",
+        "Cosine similarity between the traits' persona vectors (response-average variant).",
+        notes=list(geo.notes),
+    )
+    if geo.cosine is not None:
+        images["vector_cosine.png"] = plots.to_png(plots.cosine(geo.cosine, geo.layer))
+        sec.images.append(("vector_cosine.png", "persona-vector cosine similarity"))
+        disp = geo.cosine.map(lambda v: num(v, 2)).reset_index(names="trait")
+        sec.tables.append(Table(f"Cosine similarity at layer {geo.layer}", disp))
+    return sec
+
+
+def _judges_section(rep: Report) -> Section:
+    sec = Section(
+        "judges",
+        "Judges",
+        "Every judged trait and coherence number below was scored by the judge named in its "
+        "row of the checkpoint table; this table lists all judges in the logs.",
+    )
+    j = rep.judges
+    if j.empty:
+        sec.notes.append("no judged scores in the logs")
+        return sec
+    disp = pd.DataFrame(
+        {
+            "judge": j["judge"],
+            "is the model under evaluation": j["judge_is_subject"].map(
+                lambda b: "YES" if b else "no"
+            ),
+            "scores": j["n_scores"].astype(str),
+            "parameters (from name)": j["parameters"].map(
+                lambda p: "unknown" if _f(p) is None else f"{p / 1e9:.2g}B"
+            ),
+            "traits": j["traits"],
+            "checkpoints": j["checkpoints"],
+        }
+    )
+    sec.tables.append(Table("Judges", disp))
+    return sec
+
+
+def build_sections(rep: Report) -> tuple[list[Section], dict[str, bytes]]:
+    """All sections in order and the PNG plots they reference (file name -> bytes)."""
+    images: dict[str, bytes] = {}
+    sections = [
+        _judges_section(rep),
+        _checkpoint_section(rep, images),
+        _correlation_section(rep, images),
+        _monitoring_section(rep, images),
+        _steering_section(rep, images),
+        _geometry_section(rep, images),
+    ]
+    return sections, images

@@ -1,0 +1,103 @@
+"""Steering curves: judged trait score and coherence vs coefficient, per layer, and the
+operating point (the strongest trait expression that keeps coherence)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from persona.analysis import stats
+from persona.analysis.report.checkpoints import per_question
+from persona.analysis.report.judges import judge_of
+from persona.analysis.report.select import layer_label
+
+STEERING_COLUMNS = [
+    "trait",
+    "checkpoint",
+    "layer",
+    "coef",
+    "n",
+    "trait_mean",
+    "trait_ci_lo",
+    "trait_ci_hi",
+    "coherence_mean",
+    "coherence_ci_lo",
+    "coherence_ci_hi",
+    "judge",
+]
+OPERATING_COLUMNS = ["trait", "checkpoint", "layer", "coef", "trait_mean", "coherence_mean", "note"]
+
+
+def _layer_key(label: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
+
+
+def steering_table(
+    rows: pd.DataFrame, traits: list[str], *, n_boot: int, seed: int
+) -> pd.DataFrame:
+    """Mean trait/coherence (95% CI over questions) per trait x checkpoint x layer x coef.
+
+    Unsteered rows (coef 0) are the zero point of every layer's curve, as ``steering_sweep``
+    records one shared baseline.
+    """
+    if rows.empty:
+        return pd.DataFrame(columns=STEERING_COLUMNS)
+    rows = rows[rows["trait_name"].isin(traits)]
+    rows = rows.assign(_layer=rows["layer"].map(layer_label))
+    records = []
+    for (trait, ck), g in rows.groupby(["trait_name", "checkpoint_id"], sort=True):
+        zero = g[g["coef"] == 0.0]
+        steered = g[g["coef"] != 0.0]
+        labels = sorted(steered["_layer"].unique(), key=_layer_key) or ["default"]
+        for label in labels:
+            gl = pd.concat([zero, steered[steered["_layer"] == label]])
+            for coef, gc in gl.groupby("coef", sort=True):
+                rec: dict = {"trait": trait, "checkpoint": ck, "layer": label, "coef": coef}
+                rec["n"] = int(gc["question_id"].nunique())
+                for key in ("trait", "coherence"):
+                    est = stats.mean_ci(per_question(gc, key).to_numpy(), n_boot=n_boot, seed=seed)
+                    rec[f"{key}_mean"] = est.value
+                    rec[f"{key}_ci_lo"] = est.ci[0] if est.ci else None
+                    rec[f"{key}_ci_hi"] = est.ci[1] if est.ci else None
+                rec["judge"] = judge_of(gc)[0]
+                records.append(rec)
+    out = pd.DataFrame.from_records(records, columns=STEERING_COLUMNS)
+    for col in STEERING_COLUMNS[3:-1]:
+        out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
+    return out
+
+
+def operating_points(table: pd.DataFrame, *, min_coherence: float) -> pd.DataFrame:
+    """Per trait x checkpoint: the steered (layer, coef) with the largest effect
+    ``sign(coef) * (trait - unsteered trait)`` among those with mean coherence >= ``min_coherence``
+    (the rule ``steering_sweep`` uses to choose its layer); ties go to the smaller |coef|."""
+    records = []
+    for (trait, ck), g in table.groupby(["trait", "checkpoint"], sort=True):
+        base = g.loc[g["coef"] == 0.0, "trait_mean"].mean()
+        base = 0.0 if math.isnan(base) else float(base)
+        ok = g[(g["coef"] != 0.0) & (g["coherence_mean"] >= min_coherence)]
+        ok = ok[ok["trait_mean"].notna()]
+        rec: dict = {"trait": trait, "checkpoint": ck}
+        if ok.empty:
+            rec.update(layer=None, coef=None, trait_mean=None, coherence_mean=None)
+            rec["note"] = f"no steered point keeps mean coherence >= {min_coherence:g}"
+        else:
+            effect = np.sign(ok["coef"]) * (ok["trait_mean"] - base)
+            ok = ok.assign(_effect=effect, _abs=ok["coef"].abs()).sort_values(
+                ["_effect", "_abs"], ascending=[False, True]
+            )
+            best = ok.iloc[0]
+            rec.update(
+                layer=best["layer"],
+                coef=float(best["coef"]),
+                trait_mean=float(best["trait_mean"]),
+                coherence_mean=float(best["coherence_mean"]),
+                note=f"largest trait effect with coherence >= {min_coherence:g}",
+            )
+        records.append(rec)
+    return pd.DataFrame.from_records(records, columns=OPERATING_COLUMNS)

@@ -1,0 +1,5 @@
+import sys
+
+from persona.app.cli import main
+
+sys.exit(main())

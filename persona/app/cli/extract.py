@@ -1,0 +1,121 @@
+"""``persona extract``: run the ``extract_vector`` task and write the persona vector.
+
+A thin wrapper over ``inspect_ai.eval(evals/extract_vector ...)``: the log goes to ``--log-dir``
+and the vector to ``<out>/<model-slug>/<trait>.safetensors``. ``--from-log`` re-filters an
+existing extraction log (other thresholds, filter on/off) without generating again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from persona.errors import PersonaError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "extract",
+        help="extract a persona vector (contrastive prompts, judged, filtered)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--trait", required=True, help="trait name or path to a trait YAML file")
+    p.add_argument("--model", default="smollm2-135m", help="alias, folder or hub id")
+    p.add_argument("--adapter", default=None, help="PEFT adapter folder on top of the model")
+    p.add_argument("--out", default="vectors", help="vectors folder (default: vectors)")
+    flt = p.add_mutually_exclusive_group()
+    flt.add_argument(
+        "--filter",
+        dest="filter",
+        action="store_true",
+        default=None,
+        help="keep only judge-confirmed pairs (default when --judge is given)",
+    )
+    flt.add_argument(
+        "--no-filter",
+        dest="filter",
+        action="store_false",
+        help="keep every pair (default without --judge)",
+    )
+    p.add_argument("--judge", default=None, help="judge model, e.g. openai/gpt-4.1-mini")
+    p.add_argument(
+        "--no-judge", action="store_true", help="skip judging (faster; implies --no-filter)"
+    )
+    p.add_argument("--questions", type=int, default=None, help="first N questions (default 20)")
+    p.add_argument("--rollouts", type=int, default=1, help="replies per prompt (paper: 10)")
+    p.add_argument("--max-new-tokens", type=int, default=256, help="reply length (paper: 1000)")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--trait-threshold", type=float, default=50.0)
+    p.add_argument("--coherence-threshold", type=float, default=50.0)
+    p.add_argument("--min-pairs", type=int, default=10)
+    p.add_argument("--log-dir", default="logs", help="Inspect log folder (default: logs)")
+    p.add_argument("--from-log", default=None, help="post-process this extraction log only")
+    p.add_argument("--max-connections", type=int, default=None, help="concurrent samples")
+    p.set_defaults(func=run)
+
+
+def _model_string(model: str) -> str:
+    return model if model.startswith("persona/") else f"persona/{model}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from persona.analysis.extraction import vector_from_log
+
+    if args.no_judge and (args.filter or args.judge):
+        raise PersonaError("--no-judge cannot be combined with --filter or --judge")
+    overrides = {
+        "enabled": args.filter,
+        "trait_threshold": args.trait_threshold,
+        "coherence_threshold": args.coherence_threshold,
+        "min_pairs": args.min_pairs,
+    }
+    if args.from_log:
+        result = vector_from_log(args.from_log, out_dir=args.out, **overrides)
+    else:
+        result = vector_from_log(_run_task(args), out_dir=args.out, **overrides)
+    for message in result.messages:
+        print(message, file=sys.stderr)
+    info = result.filter_info
+    print(f"{result.path}  (kept {info['kept']} of {info['total']} pairs)")
+    return 0
+
+
+def _run_task(args: argparse.Namespace):
+    from inspect_ai import eval as inspect_eval
+
+    from evals._postprocess import postprocess_disabled
+    from evals.extract_vector import extract_vector
+
+    task = extract_vector(
+        trait=args.trait,
+        questions=args.questions,
+        rollouts=args.rollouts,
+        vectors=args.out,
+        filter=args.filter,
+        trait_threshold=args.trait_threshold,
+        coherence_threshold=args.coherence_threshold,
+        min_pairs=args.min_pairs,
+        max_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        write=False,
+        judge=not args.no_judge,
+    )
+    model_args = {"adapter": args.adapter} if args.adapter else {}
+    with postprocess_disabled():
+        logs = inspect_eval(
+            task,
+            model=_model_string(args.model),
+            model_args=model_args,
+            model_roles={"judge": args.judge} if args.judge else None,
+            log_dir=args.log_dir,
+            max_connections=args.max_connections,
+        )
+    log = logs[0]
+    if log.status != "success":
+        error = log.error.message.splitlines()[-1] if log.error else log.status
+        raise PersonaError(
+            f"extraction did not finish ({error}); the log is {log.location} (resume it with "
+            "`inspect eval-retry` and then run `persona extract --from-log LOG`)"
+        )
+    return log

@@ -1,0 +1,55 @@
+"""``persona report LOGS... --out DIR``: comparative trait report from Inspect logs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``report`` sub-command."""
+    p = subparsers.add_parser(
+        "report",
+        help="comparative trait report (HTML, Markdown, summary.json, PNGs) from Inspect logs",
+        description="Build a comparative trait report from Inspect logs (files or folders): "
+        "fine-tuning shift vs judged behaviour per checkpoint, monitoring, steering curves "
+        "and vector geometry.",
+    )
+    p.add_argument("logs", nargs="+", metavar="LOGS", help="Inspect .eval/.json logs or folders")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument(
+        "--base", metavar="MODEL", help="base model string (needed when logs mix models)"
+    )
+    p.add_argument("--traits", nargs="+", metavar="TRAIT", help="only these traits (default: all)")
+    p.add_argument("--vectors", metavar="DIR", help="vector folder for the geometry section")
+    p.add_argument(
+        "--min-coherence",
+        type=float,
+        default=50.0,
+        help="coherence floor for the steering operating point (default 50)",
+    )
+    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build and write the report; print where it went and any warnings."""
+    from persona.analysis.report import report
+
+    rep, written = report(
+        args.logs,
+        args.out,
+        base=args.base,
+        traits=args.traits,
+        vectors=args.vectors,
+        min_coherence=args.min_coherence,
+        n_boot=args.n_boot,
+        seed=args.seed,
+    )
+    for w in rep.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    for m in rep.missing:
+        print(f"missing: {m}", file=sys.stderr)
+    print(f"report: {written['report.html']} ({len(written)} files in {args.out})")
+    return 0

@@ -1,0 +1,61 @@
+"""``persona steer``: generate a reply with a persona vector added at one layer."""
+
+from __future__ import annotations
+
+import argparse
+
+from persona.errors import PersonaError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("steer", help="reply to a prompt while steering with a persona vector")
+    p.add_argument("prompt", help="the user message")
+    p.add_argument("--model", default="smollm2-135m", help="alias, folder or hub id")
+    p.add_argument("--adapter", default=None, help="PEFT adapter folder on top of the model")
+    p.add_argument("--trait", required=True, help="trait name (its vector is looked up)")
+    p.add_argument("--vectors", default="vectors", help="vectors folder or a .safetensors file")
+    p.add_argument("--layer", type=int, default=None, help="layer 1..N (default: calibrated)")
+    p.add_argument("--coef", type=float, required=True, help="steering coefficient (0 = none)")
+    p.add_argument("--positions", default="response", choices=["all", "prompt", "response"])
+    p.add_argument("--system", default=None, help="optional system prompt")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--max-new-tokens", type=int, default=96)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compare", action="store_true", help="also print the unsteered reply")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from persona.model.engine import Engine, Request, Sampling, Steer
+    from persona.model.loading import load_model
+    from persona.model.residual_hooks import check_layer
+    from persona.model.vectors import check_compatible, default_layer, find_vector, load_vector
+
+    if not args.prompt.strip():
+        raise PersonaError("the prompt is empty: pass the user message to reply to")
+    lm = load_model(args.model, adapter=args.adapter)
+    vector = load_vector(find_vector(args.vectors, lm.model_id, args.trait))
+    check_compatible(
+        vector,
+        num_layers=lm.num_layers,
+        hidden_size=lm.hidden_size,
+        fingerprint=lm.base_fingerprint,
+    )
+    layer = args.layer if args.layer is not None else default_layer(vector, lm.num_layers)
+    messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
+        {"role": "user", "content": args.prompt}
+    ]
+    check_layer(layer, lm.num_layers)
+    steer = Steer(vector.at(layer), layer, args.coef, args.positions)
+    sampling = Sampling(max_new_tokens=args.max_new_tokens, temperature=args.temperature)
+    engine = Engine(lm)
+    requests = [Request(messages, steer=(steer,), seed=args.seed)]
+    if args.compare:
+        requests.append(Request(messages, seed=args.seed))
+    results = engine.generate(requests, sampling)
+    if args.compare:
+        print(f"--- unsteered ---\n{results[1].text}\n")
+        condition = f"{args.trait}, coef {args.coef:+g} at layer {layer}, {args.positions}"
+        print(f"--- steered ({condition}) ---")
+    print(results[0].text)
+    return 0

@@ -1,5 +1,0 @@
-import sys
-
-from persona.cli import main
-
-sys.exit(main())

@@ -1,0 +1,1 @@
+"""Training data and training: chat JSONL, generated data, screening, LoRA fine-tuning."""

@@ -1,0 +1,1 @@
+"""Models and the torch side: loading, residual-stream hooks, the engine, persona vectors."""

@@ -1,0 +1,1 @@
+"""The Inspect model provider ``persona/<model>``, its per-call protocol and its batcher."""
