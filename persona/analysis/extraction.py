@@ -1,4 +1,4 @@
-"""Turn a finished ``extract_vector`` log into a persona vector file (DESIGN section 3).
+"""Turn a finished ``extract_vector`` log into a persona vector file (docs/schema.md).
 
 Positive and negative samples are paired by (question, instruction pair, rollout, epoch). With
 filtering on, a pair is kept only if the positive reply's trait score is >= ``trait_threshold``,
