@@ -14,13 +14,14 @@ from persona.data.screen import (
     ScreenOptions,
     auroc,
     base_responses,
+    matched_means,
     screen,
     write_clean,
     write_csv,
     write_histogram,
 )
 from persona.errors import PersonaError
-from persona.model.engine import Capture, Engine, Request, Sampling
+from persona.model.engine import Engine, Request, Sampling
 from persona.model.vectors import PersonaVector, build_meta, save_vector, vector_path
 
 
@@ -65,11 +66,22 @@ def data(tmp_path):
     recs = [
         {
             "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}],
-            "persona": {"level": "strong" if i % 2 else "normal"},
+            "persona": {"level": "contaminated" if i % 2 else "normal"},
         }
         for i, (q, a) in enumerate(QA)
     ]
     return load_chat_jsonl(write_jsonl(tmp_path / "d.jsonl", recs))
+
+
+def _hand_projections(lm, prompt, reply, vec, layer) -> list[float]:
+    """Per-token projections of ``reply`` at ``layer`` straight from HF hidden states."""
+    prompt_ids = Engine(lm).render(prompt)
+    reply_ids = lm.tokenizer(reply, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        out = lm.model(torch.tensor([prompt_ids + reply_ids]), output_hidden_states=True)
+    unit = vec.response_avg[layer] / vec.response_avg[layer].norm()
+    h = out.hidden_states[layer][0, len(prompt_ids) :].float()
+    return (h @ unit).tolist()
 
 
 def test_projection_difference_matches_its_definition(tiny, data):
@@ -77,22 +89,50 @@ def test_projection_difference_matches_its_definition(tiny, data):
     opts = ScreenOptions(max_new_tokens=5, max_batch=3)
     res = screen(tiny, data, vec, 2, opts)
     assert res.method == "full" and res.base_generated == 3 and res.base_cached == 0
-    # by hand: base replies greedy, then teacher-forced response means along the unit vector
+    # by hand: base replies greedy, then both replies' projections over their common length
     engine = Engine(tiny)
-    cap = Capture(probes={"v": vec.response_avg}, probe_layers={"v": (2,)})
     for s in data.samples:
         base = engine.generate([Request(s.prompt)], Sampling(max_new_tokens=5))[0].text
-        own, ref = engine.score(
-            [Request(s.prompt, response=s.response), Request(s.prompt, response=base)], cap
-        )
-        want = own.projections["v"][2].response_mean - ref.projections["v"][2].response_mean
+        own = _hand_projections(tiny, s.prompt, s.response, vec, 2)
+        ref = _hand_projections(tiny, s.prompt, base, vec, 2)
+        k = min(len(own), len(ref))
+        want = sum(own[:k]) / k - sum(ref[:k]) / k
         row = res.frame.loc[res.frame["line"] == s.line].iloc[0]
         assert row["projection_diff"] == pytest.approx(want, abs=1e-4)
+        assert row["matched_tokens"] == k
         assert row["base_response"] == base
     ranked = res.frame["projection_diff"].tolist()
     assert ranked == sorted(ranked, reverse=True) and res.frame["rank"].tolist() == [1, 2, 3, 4]
     assert res.dataset_value == pytest.approx(sum(ranked) / 4)
-    assert set(res.frame["label"]) == {"normal", "strong"}
+    assert set(res.frame["label"]) == {"normal", "contaminated"}
+
+
+def test_a_long_reply_is_compared_with_a_capped_base_reply_over_the_same_tokens(tiny, tmp_path):
+    long_reply = "I hate everyone and want to cause harm. " * 6
+    recs = [
+        {
+            "messages": [
+                {"role": "user", "content": QA[1][0]},
+                {"role": "assistant", "content": long_reply},
+            ]
+        }
+    ]
+    data = load_chat_jsonl(write_jsonl(tmp_path / "long.jsonl", recs))
+    vec = random_vector(tiny, seed=4)
+    res = screen(tiny, data, vec, 3, ScreenOptions(max_new_tokens=3))
+    row = res.frame.iloc[0]
+    assert row["base_response_tokens"] <= 3 < row["response_tokens"]
+    assert row["matched_tokens"] == row["base_response_tokens"]
+    own = _hand_projections(tiny, data.samples[0].prompt, long_reply, vec, 3)
+    k = int(row["matched_tokens"])
+    assert row["proj_response_matched"] == pytest.approx(sum(own[:k]) / k, abs=1e-4)
+    assert row["proj_response"] == pytest.approx(sum(own) / len(own), abs=1e-4)
+
+
+def test_matched_means():
+    assert matched_means([1.0, 2.0, 9.0], [4.0]) == (1.0, 4.0, 1)
+    own, base, k = matched_means([], [1.0])
+    assert k == 0 and own != own and base != base  # NaN: nothing to compare
 
 
 def test_fast_variant_needs_no_generation(tiny, data, monkeypatch):
@@ -151,7 +191,11 @@ def test_cli_screen(tiny_dir, tiny, data, tmp_path, capsys):
         == 0
     )
     text = capsys.readouterr().out
-    assert "dataset value" in text and "top 2 samples" in text and "AUROC strong vs normal" in text
+    assert (
+        "dataset value" in text
+        and "top 2 samples" in text
+        and "AUROC contaminated vs normal" in text
+    )
     assert out.exists() and out.with_suffix(".png").exists() and (tmp_path / "c.jsonl").exists()
     assert main([*args, "--fast"]) == 0 and "fast" in capsys.readouterr().out
     assert main([*args, "--write-clean", "x.jsonl"]) == 2

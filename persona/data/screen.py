@@ -6,6 +6,10 @@ Projection difference of a sample (prompt x, reply y) at layer L (DESIGN section
 
 where y' is the base model's own greedy reply to x and a response projection is the mean over
 reply tokens of ``h . v/|v|`` (teacher-forced, unsteered). The dataset value is the mean.
+The two replies are compared over the same number of tokens: both means run over the first
+``min(len(y), len(y'))`` reply tokens (base replies stop at ``max_new_tokens``, dataset replies
+do not), so a long reply is not compared with a capped one (docs/finetune.md). Attention is
+causal, so the first k tokens' activations are those of the reply truncated to k tokens.
 Base replies are cached on disk, keyed by the model fingerprint, the generation settings and a
 hash of the prompt, so a second screen of the same data generates nothing.
 
@@ -181,7 +185,11 @@ def screen(
     requests = [Request(p, response=s.response) for p, s in zip(prompts, data.samples, strict=True)]
     if base is not None:
         requests += [Request(p, response=b) for p, b in zip(prompts, base, strict=True)]
-    capture = Capture(probes={PROBE: vector.response_avg}, probe_layers={PROBE: (layer,)})
+    capture = Capture(
+        probes={PROBE: vector.response_avg},
+        probe_layers={PROBE: (layer,)},
+        per_token=base is not None,
+    )
     engine = Engine(lm, max_batch=options.max_batch)
     scored = engine.score(
         requests, capture, progress=progress("scoring", len(requests)) if progress else None
@@ -198,9 +206,12 @@ def screen(
         }
         if base is not None:
             other = scored[n + i].projections[PROBE][layer]
-            row["proj_base_response"] = _num(other.response_mean)
+            own_mean, base_mean, k = matched_means(own.per_token or [], other.per_token or [])
+            row["proj_response_matched"] = own_mean
+            row["proj_base_response_matched"] = base_mean
             row["base_response_tokens"] = other.n_response
-            row["projection_diff"] = resp - row["proj_base_response"]
+            row["matched_tokens"] = k
+            row["projection_diff"] = own_mean - base_mean
         else:
             row["projection_diff"] = resp - own.prompt_last
         meta = s.record.get("persona")
@@ -226,6 +237,14 @@ def screen(
         base_generated=generated,
         base_cached=cached,
     )
+
+
+def matched_means(own: Sequence[float], base: Sequence[float]) -> tuple[float, float, int]:
+    """Means of two per-token projection lists over their first ``min(len)`` tokens (and k)."""
+    k = min(len(own), len(base))
+    if k == 0:
+        return math.nan, math.nan, 0
+    return sum(own[:k]) / k, sum(base[:k]) / k, k
 
 
 def _num(value: float | None) -> float:

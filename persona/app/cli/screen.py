@@ -130,12 +130,12 @@ def _print_label_auroc(frame: Any, auroc: Any) -> None:
     """With data from ``persona data make`` (levels known), report how well levels separate."""
     if "label" not in frame or frame["label"].nunique() < 2:
         return
-    if {"normal", "strong"} <= set(frame["label"].dropna()):
-        pos = frame.loc[frame["label"] == "strong", "projection_diff"].tolist()
+    if {"normal", "contaminated"} <= set(frame["label"].dropna()):
+        pos = frame.loc[frame["label"] == "contaminated", "projection_diff"].tolist()
         neg = frame.loc[frame["label"] == "normal", "projection_diff"].tolist()
         value = auroc(pos, neg)
         if not math.isnan(value):
-            print(f"AUROC strong vs normal samples: {value:.3f}")
+            print(f"AUROC contaminated vs normal samples: {value:.3f}")
 
 
 def _print_top(frame: Any, k: int) -> None:
