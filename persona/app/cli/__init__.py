@@ -23,6 +23,7 @@ VERBS: dict[str, str] = {
     "report": "report",
     "gate": "gate",
     "demo": "demo",
+    "serve": "serve",
 }
 
 
