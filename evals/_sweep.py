@@ -4,6 +4,11 @@ Per (layer, coef) cell: mean trait and mean coherence over its samples. A cell's
 ``sign(coef) * (mean trait - unsteered mean trait)``; a layer's effect is its best cell among
 those with mean coherence >= the threshold. The layer with the largest effect is recorded as
 ``layer`` in the vector's metadata (with the grid under ``calibration``).
+
+Rollouts of one question are averaged first, so each question counts once in a cell's mean
+(they are not independent samples). The coherence bar is the paper's 80 when a separate judge
+is bound; a model judging itself cannot follow that rubric, so the bar is then 50 and the
+choice is weak (docs/tasks.md).
 """
 
 from __future__ import annotations
@@ -16,6 +21,16 @@ from typing import Any
 
 from persona.analysis.extraction import POST_KEY, SCORER
 from persona.errors import PersonaError
+
+COHERENCE_CAPABLE = 80.0  # the paper's bar, with a separate (capable) judge bound
+COHERENCE_SELF = 50.0  # the model judges itself: its coherence scores carry little signal
+
+
+def coherence_bar(threshold: float | None, judge_bound: bool | None) -> float:
+    """The coherence threshold: the one given, else 80 with a bound judge and 50 without."""
+    if threshold is not None:
+        return float(threshold)
+    return COHERENCE_CAPABLE if judge_bound else COHERENCE_SELF
 
 
 @dataclass
@@ -37,15 +52,26 @@ def _num(value: Any) -> float:
     )
 
 
-def choose_layer(
-    rows: list[tuple[float, int | None, float, float]], coherence_threshold: float
-) -> Calibration:
-    """Pick the layer from ``(coef, layer, trait, coherence)`` rows (coef 0 = baseline)."""
-    baseline = _mean([t for c, _, t, _ in rows if c == 0])
+Row = tuple[float, int | None, float, float, str]
+
+
+def choose_layer(rows: list[Row], coherence_threshold: float) -> Calibration:
+    """Pick the layer from ``(coef, layer, trait, coherence, question)`` rows (coef 0 = baseline).
+
+    Each cell's trait and coherence are means over questions of the per-question rollout means.
+    """
+    per_question: dict[tuple[int | None, float, str], list[tuple[float, float]]] = defaultdict(list)
+    for coef, layer, trait, coh, question in rows:
+        key = (None if coef == 0 or layer is None else int(layer), float(coef), question)
+        per_question[key].append((trait, coh))
+    baseline_q = [_mean([t for t, _ in v]) for (lay, c, _), v in per_question.items() if c == 0]
+    baseline = _mean(baseline_q)
     cells: dict[tuple[int, float], list[tuple[float, float]]] = defaultdict(list)
-    for coef, layer, trait, coh in rows:
+    for (layer, coef, _), values in per_question.items():
         if coef != 0 and layer is not None:
-            cells[(int(layer), float(coef))].append((trait, coh))
+            cells[(layer, coef)].append(
+                (_mean([t for t, _ in values]), _mean([c for _, c in values]))
+            )
     grid = []
     for (layer, coef), values in sorted(cells.items()):
         trait = _mean([t for t, _ in values])
@@ -55,7 +81,7 @@ def choose_layer(
             {
                 "layer": layer,
                 "coef": coef,
-                "n": len(values),
+                "questions": len(values),
                 "trait": trait,
                 "coherence": coherence,
                 "effect": effect,
@@ -109,6 +135,7 @@ def calibrate_from_log(log: Any, *, write: bool = True, **_: Any) -> Calibration
                 meta.get("layer"),
                 _num(score.value.get("trait")),
                 _num(score.value.get("coherence")),
+                str(meta.get("question_id", s.id)),
             )
         )
     cal = choose_layer(rows, threshold)

@@ -1,10 +1,13 @@
-"""``steering_sweep``: layers x coefficients on eval questions; records the best layer.
+"""``steering_sweep``: layers x coefficients on extraction questions; records the best layer.
 
     inspect eval evals/steering_sweep.py -T trait=evil -T layers=10,15,20 -T coefs=1,2 \
         --model persona/smollm2-135m
 
 The chosen layer (largest trait effect among cells with mean coherence >= the threshold) is
-written into the vector's metadata when the run ends; later tasks steer and project there.
+written into the vector's metadata when the run ends; later tasks steer and project there. The
+sweep runs on the trait's extraction questions, never on the eval questions the chosen layer is
+later evaluated on, with several rollouts per cell; the coherence bar is the paper's 80 when a
+separate judge is bound and 50 when the model judges itself (docs/tasks.md).
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ from evals._common import (
     task_path,
     user_errors,
 )
+from evals._sweep import coherence_bar
 from persona.analysis.extraction import POST_KEY
 from persona.analysis.judge import MIN_MASS
-from scorers import persona_score
+from scorers import judge_role_bound, persona_score
 from solvers import capture, persona_generate, steer
 from solvers._resolve import cached_vector
 
@@ -52,15 +56,16 @@ def steering_sweep(
     layers: Any = None,
     coefs: Any = DEFAULT_COEFS,
     questions: int = 5,
-    rollouts: int = 1,
+    rollouts: int = 2,
     positions: str = "response",
     vectors: str = DEFAULT_VECTORS,
-    coherence_threshold: float = 50.0,
+    coherence_threshold: float | None = None,
     write: bool = True,
     judge_mode: str = "auto",
     min_mass: float = MIN_MASS,
     max_tokens: int = 128,
     temperature: float = DEFAULT_TEMPERATURE,
+    seed: int | None = None,
 ) -> Task:
     """Steer at each layer with each coefficient (plus an unsteered baseline) and judge.
 
@@ -68,13 +73,15 @@ def steering_sweep(
         trait: trait name or path to a trait YAML file.
         layers: layers to try (comma-separated; default: five spread over the middle).
         coefs: coefficients to try (comma-separated, non-zero; default 1,2).
-        questions: use the first N eval questions (default 5).
-        rollouts: samples per (question, layer, coef).
+        questions: use the first N extraction questions (default 5; never eval questions).
+        rollouts: samples per (question, layer, coef) (default 2).
         positions: steering positions (all, prompt, response).
         vectors: folder of persona vectors.
-        coherence_threshold: a cell counts only if its mean coherence is >= this (default 50).
+        coherence_threshold: a cell counts only if its mean coherence is >= this (default 80
+            with a bound judge role, 50 when the model judges itself).
         write: record the chosen layer in the vector file when the run ends.
         judge_mode, min_mass, max_tokens, temperature: as in trait_eval.
+        seed: base sampling seed (rerun with another seed to check the choice is stable).
     """
     definition = load_trait(trait)
     vectors = task_path(vectors)
@@ -88,7 +95,7 @@ def steering_sweep(
     coef_list = as_list(coefs, float)
     if not coef_list or any(c == 0 for c in coef_list):
         raise TaskInputError(f"coefs must be non-zero numbers (the baseline is added): {coefs}")
-    pool = definition.eval_questions
+    pool = definition.extract_questions
     if not 1 <= questions <= len(pool):
         raise TaskInputError(f"questions must be 1..{len(pool)}, got {questions}")
     if rollouts < 1:
@@ -102,7 +109,7 @@ def steering_sweep(
                 cond = steering_label(coef, layer)
                 meta = {
                     "trait": definition.name,
-                    "question_id": f"eval_{i}",
+                    "question_id": f"extract_{i}",
                     "question": question,
                     "rollout": r,
                     "condition": cond,
@@ -111,11 +118,12 @@ def steering_sweep(
                     "positions": positions if coef else None,
                     "checkpoint": "base",
                 }
-                dataset.append(Sample(input=question, id=f"eval_{i}/{cond}/r{r}", metadata=meta))
+                sample_id = f"extract_{i}/{cond}/r{r}"
+                dataset.append(Sample(input=question, id=sample_id, metadata=meta))
     post = {
         "kind": "steering_sweep",
         "vector": str(path) if path else None,
-        "coherence_threshold": float(coherence_threshold),
+        "coherence_threshold": coherence_bar(coherence_threshold, judge_role_bound()),
         "write": bool(write),
     }
     return Task(
@@ -128,7 +136,7 @@ def steering_sweep(
         ],
         scorer=persona_score(min_mass=min_mass, judge_mode=judge_mode),
         metrics=PERSONA_METRICS,
-        config=generate_config(max_tokens, temperature),
+        config=generate_config(max_tokens, temperature).model_copy(update={"seed": seed}),
         metadata=task_metadata(definition, layers=layer_list, coefs=coef_list, **{POST_KEY: post}),
         version=1,
     )

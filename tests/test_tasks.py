@@ -195,11 +195,14 @@ def test_steering_sweep_records_layer(extraction, vector_file, tiny_dir, work):
         layers="1,3",
         coefs="2",
         questions=1,
+        rollouts=1,
         coherence_threshold=0.0,
         vectors=str(sweep_vectors),
         **FAST,
     )
     assert len(log.samples) == 1 * (1 + 2)
+    evil = traits.load("evil")
+    assert {s.metadata["question"] for s in log.samples} == {evil.extract_questions[0]}
     conditions = {s.metadata["condition"] for s in log.samples}
     assert conditions == {"base", "coef=2,L=1", "coef=2,L=3"}
     vec = load_vector(vector_path(sweep_vectors, str(tiny_dir.resolve()), "evil"))
