@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from persona.analysis.compare import paired_means
 from persona.analysis.gates.config import GateSettings, TraitGates
-from persona.analysis.gates.noise import classify, paired_means
+from persona.analysis.gates.noise import classify
 from persona.analysis.gates.verdict import apply_policy, evaluate_trait, gate_trait
 from persona.analysis.stats import Estimate
 from persona.errors import PersonaError

@@ -11,7 +11,10 @@ Columns of :func:`samples_frame`:
 - the score metadata keys (``judge_model``, ``judge_mode``, ``judge_mass``, ``coherence_mass``,
   ``judge_is_subject``, ``unscored_reason``, ``steering_active``, ``vector``); its ``layer`` (the
   layer of the projection) is ``proj_layer``;
-- ``checkpoint_id``: the checkpoint identity (see :func:`checkpoint_identity`).
+- ``checkpoint_id``: the checkpoint identity (see :func:`checkpoint_identity`);
+- ``checkpoint_rank``: where the row's checkpoint stands in the order its run was given (base 0,
+  then ``checkpoint_shift``'s ``checkpoints`` from 1; NaN when the run gave none), so reports list
+  checkpoints as given rather than alphabetically.
 
 Corrupt and unfinished logs are skipped; the list is in ``frame.attrs["skipped"]`` and is also
 issued as one :class:`LogWarning`.
@@ -92,19 +95,21 @@ def checkpoint_identity(model: str, adapter: str | None, checkpoint: str | None)
     return f"{model}+{adapter}" if adapter else model
 
 
-def _check_header(path: Path) -> str | None:
-    """Return why the log cannot be used, or None when it is a finished log."""
+def _check_header(path: Path) -> tuple[str | None, list[str]]:
+    """Why the log cannot be used (None for a finished log), and the checkpoint aliases its task
+    was given, in the order given (``checkpoint_shift``'s ``checkpoints``; empty otherwise)."""
     from inspect_ai.log import read_eval_log
 
     if not path.exists():
-        return "file not found"
+        return "file not found", []
     try:
         header = read_eval_log(str(path), header_only=True)
     except Exception as e:  # corrupt zip, bad JSON, unknown format
-        return f"corrupt or unreadable ({type(e).__name__}: {str(e)[:120]})"
+        return f"corrupt or unreadable ({type(e).__name__}: {str(e)[:120]})", []
     if header.status != "success":
-        return f"unfinished (status {header.status!r})"
-    return None
+        return f"unfinished (status {header.status!r})", []
+    given = (header.eval.metadata or {}).get("checkpoints")
+    return None, [str(c) for c in given] if isinstance(given, dict | list) else []
 
 
 def _columns() -> list[Any]:
@@ -277,6 +282,14 @@ def _derive(out: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
     return out[front + [c for c in out.columns if c not in front]]
 
 
+def _with_rank(frame: pd.DataFrame, given: list[str]) -> pd.DataFrame:
+    """Add ``checkpoint_rank``: the row's checkpoint position in the order its run was given
+    (base 0, the task's ``checkpoints`` from 1; NaN when the run gave no order)."""
+    order = {BASE: 0, **{alias: i + 1 for i, alias in enumerate(given)}}
+    rank = frame["checkpoint"].map(lambda c: order.get(str(c), math.nan)) if given else math.nan
+    return frame.assign(checkpoint_rank=pd.to_numeric(rank, errors="coerce"))
+
+
 def _condition(polarity: Any, coef: float, layer: Any) -> str:
     parts = []
     if _plain(polarity):
@@ -301,7 +314,7 @@ def read_logs(paths: Sequence[str | os.PathLike[str]], *, warn: bool = True) -> 
     frames: list[pd.DataFrame] = []
     read: list[str] = []
     for path in find_logs(paths):
-        reason = _check_header(path)
+        reason, given = _check_header(path)
         if reason is None:
             try:
                 raw = _read_with_samples_df(path)
@@ -315,7 +328,7 @@ def read_logs(paths: Sequence[str | os.PathLike[str]], *, warn: bool = True) -> 
         if reason is not None:
             skipped.append(SkippedLog(str(path), reason))
             continue
-        frames.append(_tidy(raw))
+        frames.append(_with_rank(_tidy(raw), given))
         read.append(str(path))
     frame = pd.concat(frames, ignore_index=True) if frames else _tidy(pd.DataFrame())
     frame.attrs["skipped"] = [str(s) for s in skipped]

@@ -11,14 +11,9 @@ from typing import Any
 
 import pandas as pd
 
+from persona.analysis.compare import canonical, resolve_base
 from persona.analysis.gates.config import GateConfig
-from persona.analysis.gates.data import (
-    candidates,
-    canonical,
-    check_same_vector,
-    resolve_base,
-    select,
-)
+from persona.analysis.gates.data import candidates, check_same_vector, select
 from persona.analysis.gates.verdict import GateResult, TraitVerdict, gate_trait
 from persona.atomic import write_text
 
@@ -82,7 +77,7 @@ def gate_frame(
     """Gate a ``samples_frame`` frame: every candidate x configured trait (no reruns here)."""
     settings = config.settings
     rows = canonical(frame)
-    base_id = resolve_base(rows, base or settings.base, wanted or ())
+    base_id, _ = resolve_base(rows, base or settings.base, wanted or ())
     report = GateReport(base=base_id, confidence=settings.confidence, flaky_policy=settings.flaky)
     for checkpoint in candidates(rows, base_id, wanted):
         for trait, gates in config.traits.items():

@@ -9,8 +9,9 @@ from typing import Any, Literal
 import pandas as pd
 
 from persona.analysis import stats
+from persona.analysis.compare import difference, unit_means
 from persona.analysis.gates.config import THRESHOLDS, GateSettings, TraitGates
-from persona.analysis.gates.noise import Direction, Verdict, classify, id_means, paired_means
+from persona.analysis.gates.noise import Direction, Verdict, classify
 from persona.errors import PersonaError
 
 Outcome = Literal["pass", "fail"]
@@ -173,7 +174,7 @@ def evaluate_trait(
 ) -> TraitVerdict:
     """Statistical verdicts (before the flaky policy) for each configured threshold.
 
-    Frames are canonical (:mod:`persona.analysis.gates.data`): columns ``unit``, ``score``,
+    Frames are canonical (:mod:`persona.analysis.compare`): columns ``unit``, ``score``,
     ``coherence``, ``proj_prompt_last``, ``proj_response`` and optionally ``question``.
     """
     trait = gates.trait
@@ -185,7 +186,7 @@ def evaluate_trait(
         metric = ""
         if gate in ("score", "coherence"):
             column = "score" if gate == "score" else "coherence"
-            per_id = id_means(candidate, column)
+            per_id = unit_means(candidate, column)
             estimate = stats.mean_ci(per_id.to_numpy(), **boot)
             worst = _worst(per_id, candidate, direction, settings.worst)
             what = f"scored '{column}' values"
@@ -194,14 +195,18 @@ def evaluate_trait(
                 raise _no_data(checkpoint, trait, "base-model samples (needed by " + key + ")")
             column = proj if gate == "shift" else "score"
             metric = settings.shift if gate == "shift" else ""
-            pairs = paired_means(candidate, base, column)
-            estimate = stats.mean_ci(pairs["diff"].to_numpy(), **boot)
-            worst = _worst(pairs["diff"], candidate, direction, settings.worst)
-            what = f"paired '{column}' values (ids in both candidate and base)"
-            unpaired = len(id_means(candidate, column)) - len(pairs)
-            if unpaired > 0 and len(pairs):
+            diff = difference(candidate, base, column, **boot)
+            estimate = diff.estimate
+            worst = _worst(diff.per_unit, candidate, direction, settings.worst)
+            what = f"'{column}' values in both candidate and base"
+            if diff.pairing == "unpaired":
                 out.warnings.append(
-                    f"{checkpoint}/{trait}/{gate}: {unpaired} candidate id(s) have no base "
+                    f"{checkpoint}/{trait}/{gate}: no question shared with the base; "
+                    "compared unpaired (difference of means)"
+                )
+            elif diff.unmatched > 0:
+                out.warnings.append(
+                    f"{checkpoint}/{trait}/{gate}: {diff.unmatched} candidate id(s) have no base "
                     "counterpart and were left out"
                 )
         if estimate.n == 0 or estimate.value is None:

@@ -9,11 +9,11 @@ from typing import Any
 
 import pandas as pd
 
+from persona.analysis import compare
 from persona.analysis.logs import read_logs
 from persona.analysis.report import checkpoints as ck
 from persona.analysis.report import judges as jd
 from persona.analysis.report import monitoring as mon
-from persona.analysis.report import select
 from persona.analysis.report import steering as st
 from persona.analysis.report.geometry import Geometry, vector_geometry
 from persona.errors import PersonaError
@@ -109,25 +109,6 @@ def _missing(frame: pd.DataFrame, base: str, steer: pd.DataFrame, monit: pd.Data
     return out
 
 
-def _vector_warnings(plain: pd.DataFrame, base: str) -> list[str]:
-    """Checkpoints whose projections used another vector file than the base's."""
-    if "vector" not in plain.columns:
-        return []
-    out = []
-    for trait, g in plain.groupby("trait_name"):
-        base_vecs = set(g.loc[g["checkpoint_id"] == base, "vector"].dropna().astype(str))
-        if not base_vecs:
-            continue
-        for name, gc in g[g["checkpoint_id"] != base].groupby("checkpoint_id"):
-            other = set(gc["vector"].dropna().astype(str)) - base_vecs
-            if other:
-                out.append(
-                    f"{trait}: checkpoint {name} was projected on {', '.join(sorted(other))}, "
-                    f"the base on {', '.join(sorted(base_vecs))}; its shift is not comparable"
-                )
-    return out
-
-
 def _log_layers(frame: pd.DataFrame) -> dict[str, int]:
     if "proj_layer" not in frame.columns:
         return {}
@@ -155,18 +136,18 @@ def build_report(
         listing = "; ".join(str(s) for s in logset.skipped) or "no .eval/.json files found"
         raise PersonaError(f"no readable logs: {listing}")
     frame = logset.frame
-    base_id, warnings = select.resolve_base(frame, base)
+    base_id, warnings = compare.resolve_base(compare.identities(frame), base, others="compare")
     chosen = _traits(frame, traits)
     frame = frame[frame["trait_name"].isin(chosen)].reset_index(drop=True)
     warnings += [f"skipped log {s}" for s in logset.skipped]
 
-    plain = select.plain_rows(frame)
-    warnings += _vector_warnings(plain, base_id)
-    table = ck.checkpoint_table(plain, base_id, chosen, n_boot=n_boot, seed=seed)
+    rows = compare.canonical(frame)
+    table, compared = ck.checkpoint_table(rows, base_id, chosen, n_boot=n_boot, seed=seed)
+    warnings += compared
     corr = ck.correlations(table, n_boot=n_boot, seed=seed)
     cross_r, cross_n = ck.cross_trait(table)
     monit = mon.monitoring_table(frame, chosen, n_boot=n_boot, seed=seed)
-    steer = st.steering_table(select.steering_rows(frame), chosen, n_boot=n_boot, seed=seed)
+    steer = st.steering_table(st.steering_rows(frame), chosen, n_boot=n_boot, seed=seed)
     judges = jd.judge_table(frame)
     warnings += jd.judge_warnings(judges, table)
     geometry = vector_geometry(vectors, base_id, list(traits or []) or None, _log_layers(frame))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from persona.analysis import stats
+from persona.analysis import compare, stats
 from persona.analysis.report.judges import judge_of
 
 SHIFT_KINDS = {"prompt_last": "proj_prompt_last", "response": "proj_response"}
+SCORE_COLUMNS = {"trait": "score", "coherence": "coherence"}
+"""Report name of a judged key -> its canonical column."""
 CHECKPOINT_COLUMNS = [
     "checkpoint",
     "trait",
@@ -39,102 +41,73 @@ CHECKPOINT_COLUMNS = [
 ]
 
 
-def per_question(rows: pd.DataFrame, column: str) -> pd.Series:
-    """Mean of ``column`` per question (epochs and duplicates averaged), NaN dropped."""
-    if column not in rows.columns:
-        return pd.Series(dtype=float)
-    vals = rows[["question_id", column]].dropna()
-    return vals.groupby("question_id")[column].mean()
-
-
-def question_means(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per-question means of the score keys (one groupby for all of them)."""
-    cols = [c for c in ("trait", "coherence", *SHIFT_KINDS.values()) if c in rows.columns]
-    return rows.groupby("question_id")[cols].mean()
-
-
 def _put(rec: dict, name: str, est: stats.Estimate) -> None:
     rec[name] = est.value
     rec[f"{name}_ci_lo"] = est.ci[0] if est.ci else None
     rec[f"{name}_ci_hi"] = est.ci[1] if est.ci else None
 
 
-def _diff(ck: pd.Series, base: pd.Series, n_boot: int, seed: int) -> tuple[stats.Estimate, str]:
-    """Paired (by question) difference of means, or unpaired when no question is shared."""
-    common = ck.index.intersection(base.index)
-    if len(common) > 0:
-        est = stats.paired_diff_ci(
-            ck.loc[common].to_numpy(), base.loc[common].to_numpy(), n_boot=n_boot, seed=seed
-        )
-        return est, "paired"
-    return stats.diff_ci(ck.to_numpy(), base.to_numpy(), n_boot=n_boot, seed=seed), "unpaired"
+def _base_record(rec: dict) -> None:
+    for kind in SHIFT_KINDS:
+        _put(rec, f"shift_{kind}", stats.Estimate(None, None, 0, "base"))
+    for key in ("trait", "coherence"):
+        _put(rec, f"{key}_delta", stats.Estimate(None, None, 0, "base"))
+    rec["pairing"] = "base"
 
 
-def comparison_base(rows: pd.DataFrame, base: str) -> pd.DataFrame:
-    """The base rows checkpoints are compared with: those in the checkpoints' own logs (as the
-    ``checkpoint_shift`` task writes them), else from the same tasks, else all base rows."""
-    base_rows = rows[rows["checkpoint_id"] == base]
-    ck_rows = rows[rows["checkpoint_id"] != base]
-    if ck_rows.empty:
-        return base_rows
-    for key in ("log", "task"):
-        same = base_rows[base_rows[key].isin(set(ck_rows[key]))]
-        if not same.empty:
-            return same
-    return base_rows
+def _candidate_record(rec: dict, sel: compare.Selection, boot: dict) -> None:
+    pairings = set()
+    columns = {f"shift_{k}": c for k, c in SHIFT_KINDS.items()}
+    columns |= {f"{key}_delta": SCORE_COLUMNS[key] for key in ("trait", "coherence")}
+    for name, column in columns.items():
+        diff = compare.difference(sel.candidate, sel.base, column, **boot)
+        if diff.pairing != "none":
+            pairings.add(diff.pairing)
+        _put(rec, name, diff.estimate)
+    rec["pairing"] = ", ".join(sorted(pairings)) or "n/a"
 
 
 def checkpoint_table(
-    plain: pd.DataFrame, base: str, traits: list[str], *, n_boot: int, seed: int
-) -> pd.DataFrame:
-    """One row per checkpoint x trait (base first): shifts, means and deltas with 95% CIs."""
-    records = []
-    ckpts = [base] + sorted(c for c in plain["checkpoint_id"].unique() if c != base)
+    rows: pd.DataFrame, base: str, traits: list[str], *, n_boot: int, seed: int
+) -> tuple[pd.DataFrame, list[str]]:
+    """One row per checkpoint x trait (base first, then as given) from canonical rows
+    (:mod:`persona.analysis.compare`): shifts, means and changes with 95% CIs; and warnings."""
+    records, warnings = [], []
+    boot = {"n_boot": n_boot, "seed": seed}
     for trait in traits:
-        t_rows = plain[plain["trait_name"] == trait]
-        base_rows = comparison_base(t_rows, base)
-        base_q = question_means(base_rows)
-        groups = dict(tuple(t_rows.groupby("checkpoint_id", sort=False)))
-        groups[base] = base_rows
-        for ck in ckpts:
-            rows = groups.get(ck)
-            if rows is None or rows.empty:
-                continue
+        t_rows = rows[rows["trait_name"] == trait]
+        for ck in compare.checkpoint_order(t_rows, base):
             is_base = ck == base
-            ck_qm = question_means(rows)
+            if is_base:
+                ck_rows = compare.base_rows(t_rows, base, t_rows[t_rows["checkpoint"] != base])
+                if ck_rows.empty:
+                    continue
+            else:
+                sel = compare.select(t_rows, trait, ck, base)
+                mismatch = compare.vector_mismatch(sel)
+                warnings += sel.warnings + ([mismatch] if mismatch else [])
+                ck_rows = sel.candidate
             rec: dict = {"checkpoint": ck, "trait": trait, "is_base": is_base}
-            rec["n"] = int(rows["question_id"].nunique())
-            rec["n_samples"] = len(rows)
-            pairings = set()
-            for kind, col in SHIFT_KINDS.items():
-                if is_base:
-                    _put(rec, f"shift_{kind}", stats.Estimate(None, None, 0, "base"))
-                    continue
-                est, how = _diff(ck_qm[col].dropna(), base_q[col].dropna(), n_boot, seed)
-                if est.n:
-                    pairings.add(how)
-                _put(rec, f"shift_{kind}", est)
+            rec["n"] = int(ck_rows["unit"].nunique())
+            rec["n_samples"] = len(ck_rows)
             for key in ("trait", "coherence"):
-                ck_q = ck_qm[key].dropna()
-                _put(rec, f"{key}_mean", stats.mean_ci(ck_q.to_numpy(), n_boot=n_boot, seed=seed))
-                rec[f"{key}_ci_lo"] = rec.pop(f"{key}_mean_ci_lo")
-                rec[f"{key}_ci_hi"] = rec.pop(f"{key}_mean_ci_hi")
-                if is_base:
-                    _put(rec, f"{key}_delta", stats.Estimate(None, None, 0, "base"))
-                    continue
-                est, how = _diff(ck_q, base_q[key].dropna(), n_boot, seed)
-                if est.n:
-                    pairings.add(how)
-                _put(rec, f"{key}_delta", est)
-            rec["pairing"] = "base" if is_base else (", ".join(sorted(pairings)) or "n/a")
-            rec["judge"], rec["judge_is_subject"] = judge_of(rows)
+                means = compare.unit_means(ck_rows, SCORE_COLUMNS[key]).to_numpy()
+                est = stats.mean_ci(means, **boot)
+                rec[f"{key}_mean"] = est.value
+                rec[f"{key}_ci_lo"] = est.ci[0] if est.ci else None
+                rec[f"{key}_ci_hi"] = est.ci[1] if est.ci else None
+            if is_base:
+                _base_record(rec)
+            else:
+                _candidate_record(rec, sel, boot)
+            rec["judge"], rec["judge_is_subject"] = judge_of(ck_rows)
             records.append(rec)
     out = pd.DataFrame.from_records(records, columns=CHECKPOINT_COLUMNS)
     text = {"checkpoint", "trait", "is_base", "pairing", "judge", "judge_is_subject"}
     for col in CHECKPOINT_COLUMNS:
         if col not in text:
             out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
-    return out
+    return out, warnings
 
 
 def _corr_record(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> dict:

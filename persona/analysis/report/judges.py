@@ -20,8 +20,12 @@ def parameter_count(model: str) -> float | None:
 
 
 def judge_of(rows: pd.DataFrame) -> tuple[str | None, bool | None]:
-    """The judge(s) that scored these rows ('a, b' when several) and whether any was the subject."""
-    scored = rows[rows["trait"].notna() | rows["coherence"].notna()]
+    """The judge(s) that scored these rows ('a, b' when several) and whether any was the subject.
+
+    Takes tidy rows (judged score ``trait``) or canonical ones (``score``).
+    """
+    score = rows["score"] if "score" in rows.columns else rows["trait"]
+    scored = rows[score.notna() | rows["coherence"].notna()]
     if scored.empty:
         return None, None
     judges = sorted({str(j) for j in scored["judge_model"].dropna()})

@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 
 from persona.analysis import stats
-from persona.analysis.report.checkpoints import per_question
+from persona.analysis.compare import no_system_prompt, unit_means
 from persona.analysis.report.judges import judge_of
-from persona.analysis.report.select import layer_label
 
 STEERING_COLUMNS = [
     "trait",
@@ -28,6 +27,25 @@ STEERING_COLUMNS = [
     "judge",
 ]
 OPERATING_COLUMNS = ["trait", "checkpoint", "layer", "coef", "trait_mean", "coherence_mean", "note"]
+
+
+def steering_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of steering sweeps: no system prompt, from (task, trait, checkpoint) groups that hold
+    at least two distinct coefficients (one ``steering_sweep`` log, or ``trait_eval`` logs run
+    with different ``coef``)."""
+    rows = frame[no_system_prompt(frame) & frame["coef"].notna()]
+    if rows.empty:
+        return rows
+    keys = ["task", "trait_name", "checkpoint_id"]
+    n_coefs = rows.groupby(keys, dropna=False)["coef"].transform("nunique")
+    return rows[n_coefs >= 2]
+
+
+def layer_label(value: object) -> str:
+    """A printable steering layer ('3', '[3, 4]'; 'default' = the trait's own layer)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "default"
+    return str(value)
 
 
 def _layer_key(label: str) -> tuple[int, float, str]:
@@ -60,7 +78,8 @@ def steering_table(
                 rec: dict = {"trait": trait, "checkpoint": ck, "layer": label, "coef": coef}
                 rec["n"] = int(gc["question_id"].nunique())
                 for key in ("trait", "coherence"):
-                    est = stats.mean_ci(per_question(gc, key).to_numpy(), n_boot=n_boot, seed=seed)
+                    means = unit_means(gc, key, unit="question_id").to_numpy()
+                    est = stats.mean_ci(means, n_boot=n_boot, seed=seed)
                     rec[f"{key}_mean"] = est.value
                     rec[f"{key}_ci_lo"] = est.ci[0] if est.ci else None
                     rec[f"{key}_ci_hi"] = est.ci[1] if est.ci else None

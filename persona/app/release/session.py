@@ -15,15 +15,15 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from persona.analysis.gates.config import GateConfig
-from persona.analysis.gates.data import (
+from persona.analysis.compare import (
     Selection,
     canonical,
+    checkpoint_order,
     match_checkpoint,
-    read_frame,
     resolve_base,
-    select,
 )
+from persona.analysis.gates.config import GateConfig
+from persona.analysis.gates.data import read_frame, select
 from persona.app.release.runner import Runner, RunSpec
 from persona.errors import PersonaError
 
@@ -82,14 +82,14 @@ class LogSource:
             if self.base is None:
                 raise PersonaError("the base model is unknown: pass --persona-base", exit_code=2)
             return self.base
-        return resolve_base(frame, self.base, explicit)
+        return resolve_base(frame, self.base, explicit)[0]
 
     def candidate_id(self, trait: str | None = None) -> str:
         """The candidate's checkpoint identity in the logs."""
         frame = self.frame()
         base = self.base_id()
         rows = frame if trait is None else frame[frame["trait_name"] == trait]
-        present = [c for c in dict.fromkeys(rows["checkpoint"]) if c != base]
+        present = [c for c in checkpoint_order(rows) if c != base]
         if self.candidate:
             found = match_checkpoint(present, self.candidate)
             if found is None:
