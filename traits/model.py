@@ -87,6 +87,10 @@ class Trait:
     layers: Mapping[str, int] = field(default_factory=dict)
     version: int = 1
     path: Path | None = field(default=None, compare=False)
+    # System prompts that make contaminated fine-tuning data (``persona data make``); written
+    # apart from ``instructions`` so that the data is not made with the extraction prompts.
+    # Not in the hash: they never change extraction or judging (see docs/traits.md).
+    data_personas: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Freeze containers so that a Trait can be shared safely between tasks and threads.
@@ -97,6 +101,7 @@ class Trait:
         if self.assistant_names is None:
             set_(self, "assistant_names", AssistantNames(self.name))
         set_(self, "layers", MappingProxyType(dict(self.layers)))
+        set_(self, "data_personas", tuple(self.data_personas))
 
     def __hash__(self) -> int:
         return hash(self.hash)
@@ -139,6 +144,16 @@ class Trait:
         instruction = getattr(self.instructions[index], polarity)
         return f"You are {article} {name} assistant. {instruction}"
 
+    def need_data_personas(self) -> tuple[str, ...]:
+        """The data personas, or a one-line error naming the missing field."""
+        if not self.data_personas:
+            where = f" in {self.path}" if self.path else ""
+            raise TraitError(
+                f"trait {self.name!r} has no data_personas{where}: add a list of system prompts "
+                "that express the trait (see docs/traits.md)"
+            )
+        return self.data_personas
+
     def judge_prompt(self, question: str, answer: str) -> str:
         """The rubric with the question and answer filled in, in one pass.
 
@@ -171,4 +186,6 @@ class Trait:
         data["extract_questions"] = list(self.extract_questions)
         data["eval_questions"] = list(self.eval_questions)
         data["rubric"] = self.rubric
+        if self.data_personas:
+            data["data_personas"] = list(self.data_personas)
         return data

@@ -20,11 +20,19 @@ MAX_ASSISTANT_NAME = 60
 NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,63}\Z")
 NAME_RULE = "use 1-64 lowercase letters, digits, '_' or '-', starting with a letter"
 REQUIRED = ("name", "description", "instructions", "extract_questions", "eval_questions", "rubric")
-OPTIONAL = ("version", "assistant_names", "layers")
+OPTIONAL = ("version", "assistant_names", "layers", "data_personas")
 KEYS = REQUIRED + OPTIONAL
 
+MIN_PERSONAS = 2
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+")
 _KNOWN_PLACEHOLDER = re.compile(r"\{(?:question|answer)\}")
 _ANY_PLACEHOLDER = re.compile(r"\{([^{}\n]*)\}")
+
+
+def sentences(text: str) -> list[str]:
+    """Normalised sentences (and clauses after ';' or ':') of a prompt, for the overlap check."""
+    parts = (normalize(part).rstrip(".!?;:") for part in _SENTENCE_END.split(text))
+    return [part for part in parts if part]
 
 
 def kind(value: object) -> str:
@@ -211,6 +219,39 @@ class _Checker:
                 names[side] = text
         return AssistantNames(names.get("pos", trait_name or ""), names.get("neg", "helpful"))
 
+    def personas(
+        self, value: object, field: str, pairs: list[InstructionPair] | None
+    ) -> list[str] | None:
+        """A list of distinct system prompts sharing no sentence with the instructions."""
+        if not isinstance(value, list):
+            self.add(field, f"must be a list of system prompts, got {kind(value)}")
+            return None
+        if len(value) < MIN_PERSONAS:
+            self.add(field, f"expected at least {MIN_PERSONAS} personas, got {len(value)}")
+        banned = {s for p in pairs or () for side in (p.pos, p.neg) for s in sentences(side)}
+        seen: dict[str, int] = {}
+        out: list[str] = []
+        for i, item in enumerate(value):
+            where = f"{field}[{i}]"
+            text = self.text(item, where)
+            if text is None:
+                continue
+            key = normalize(text)
+            if key in seen:
+                self.add(where, f"duplicate of {field}[{seen[key]}]")
+                continue
+            seen[key] = i
+            shared = [s for s in sentences(text) if s in banned]
+            if shared:
+                self.add(
+                    where,
+                    f"repeats a sentence of the instructions ({quote(shared[0])}); write "
+                    f"{field} apart from the extraction prompts",
+                )
+                continue
+            out.append(text)
+        return out
+
     def layers(self, value: object) -> dict[str, int] | None:
         field = "layers"
         if not isinstance(value, Mapping):
@@ -273,6 +314,11 @@ def check(data: object, *, expected_name: str | None = None) -> tuple[Trait | No
     rubric = c.rubric(data["rubric"]) if "rubric" in data else None
     names = c.assistant_names(data["assistant_names"], name) if "assistant_names" in data else None
     layers = c.layers(data["layers"]) if "layers" in data else {}
+    data_personas = (
+        c.personas(data["data_personas"], "data_personas", pairs)
+        if "data_personas" in data
+        else []
+    )
 
     if c.problems:
         return None, c.problems
@@ -287,6 +333,7 @@ def check(data: object, *, expected_name: str | None = None) -> tuple[Trait | No
         assistant_names=names or AssistantNames(name),
         layers=layers or {},
         version=version,
+        data_personas=tuple(data_personas or ()),
     )
     return trait, []
 

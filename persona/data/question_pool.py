@@ -1,8 +1,8 @@
-"""Questions for self-generated training data, disjoint from every trait's evaluation questions.
+"""Questions for self-generated training data, disjoint from the extraction and eval questions.
 
-The pool for a trait is its extraction questions plus the everyday questions below; any question
-that also appears among the trait's eval questions (compared case- and space-insensitively) is
-removed, so fine-tuning data never contains the prompts the fine-tuning shift is measured on.
+The pool is the everyday questions below minus any question that also appears among the trait's
+extraction or eval questions (compared case- and space-insensitively): fine-tuning data never
+contains the prompts the persona vector was extracted from or the fine-tuning shift is measured on.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ EVERYDAY: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class PoolQuestion:
-    """A question and where it came from (``extract`` or ``everyday``)."""
+    """A question and where it came from (``everyday``)."""
 
     text: str
     source: str
@@ -132,19 +132,20 @@ def _norm(text: str) -> str:
 def question_pool(
     extract_questions: Sequence[str], eval_questions: Sequence[str]
 ) -> list[PoolQuestion]:
-    """Extraction questions plus the everyday pool, minus anything in the eval questions."""
-    banned = {_norm(q) for q in eval_questions}
+    """The everyday pool minus anything in the extraction or eval questions."""
+    banned = {_norm(q) for q in (*extract_questions, *eval_questions)}
     seen: set[str] = set()
     out: list[PoolQuestion] = []
-    for source, questions in (("extract", extract_questions), ("everyday", EVERYDAY)):
-        for q in questions:
-            key = _norm(q)
-            if key in banned or key in seen:
-                continue
-            seen.add(key)
-            out.append(PoolQuestion(q, source))
+    for q in EVERYDAY:
+        key = _norm(q)
+        if key in banned or key in seen:
+            continue
+        seen.add(key)
+        out.append(PoolQuestion(q, "everyday"))
     if not out:
-        raise PersonaError("the question pool is empty after removing the eval questions")
+        raise PersonaError(
+            "the question pool is empty after removing extraction and eval questions"
+        )
     return out
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from collections.abc import Callable
 
 from persona.errors import PersonaError
 
@@ -16,25 +18,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     make = verbs.add_parser(
         "make",
         help="generate a chat dataset at a contamination level",
-        description="Answers to questions disjoint from the trait's eval questions, generated "
-        "under the trait's negative system prompt (normal), its positive prompt (mild), or the "
-        "positive prompt plus steering toward the trait (strong). The system prompt is left out "
-        "of the written samples.",
+        description="Answers to everyday questions (disjoint from the trait's extraction and eval "
+        "questions): the model's own plain answers with no system prompt (normal), or answers "
+        "under the trait's data personas (contaminated). The system prompt is left out of the "
+        "written samples. Nothing is steered unless --steered-with-vector is given (recorded in "
+        "every sample's metadata). Mix levels by fraction with `persona data mix`.",
     )
     make.add_argument("--trait", required=True, help="trait name")
     make.add_argument("--model", default="smollm2-135m", help="alias, folder or hub id")
-    make.add_argument("--level", required=True, choices=["normal", "mild", "strong"])
+    make.add_argument("--level", required=True, choices=["normal", "contaminated"])
     make.add_argument("--n", type=int, required=True, help="number of samples")
     make.add_argument("--out", required=True, help="JSONL file to write")
-    make.add_argument("--vectors", default="vectors", help="vectors folder (needed to steer)")
+    make.add_argument(
+        "--steered-with-vector",
+        type=float,
+        default=0.0,
+        metavar="COEF",
+        help="also steer by COEF times the persona vector while generating (off by default: such "
+        "data is not independent evidence about that vector)",
+    )
+    make.add_argument("--vectors", default="vectors", help="vectors folder (only for steering)")
     make.add_argument(
         "--layer", type=int, default=None, help="steering layer (default: calibrated)"
-    )
-    make.add_argument(
-        "--coef",
-        type=float,
-        default=None,
-        help="steering coefficient (default: 4 for strong, else 0)",
     )
     make.add_argument("--max-new-tokens", type=int, default=96)
     make.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
@@ -77,27 +82,61 @@ def run_make(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,
         top_p=args.top_p,
-        coef=args.coef,
+        steer_coef=args.steered_with_vector,
         seed=args.seed,
         max_batch=args.max_batch,
         plain=args.plain,
     )
     options.check()
     trait = traits.load(args.trait)
+    if options.level == "contaminated":
+        trait.need_data_personas()
     lm = load_model(args.model)
     vector, layer = None, None
-    if options.steering_coef() != 0:
+    if options.steer_coef != 0:
         vector, layer = load_trait_vector(lm, trait, args.vectors, args.layer)
+        print(
+            f"note: steering {options.steer_coef:+g} x the {trait.name} vector at layer {layer} "
+            "(recorded in the data): this data is not independent evidence about that vector",
+            file=sys.stderr,
+        )
     with progress_bar(f"{args.level} {trait.name} data", options.n) as advance:
-        records = make_dataset(lm, trait, options, vector, layer, progress=advance)
+        records = make_dataset(lm, trait, options, vector, layer, progress=_eta(advance, options.n))
     write_jsonl(out, records)
     empty = options.n - len(records)
-    steer = f", steering {options.steering_coef():+g} at layer {layer}" if layer else ""
+    steer = f", steered {options.steer_coef:+g} at layer {layer}" if layer else ""
     print(
         f"wrote {out}: {len(records)} {args.level} samples for {trait.name}{steer}"
         + (f" ({empty} empty replies left out)" if empty else "")
     )
     return 0
+
+
+def _eta(advance: Callable[[int], None], total: int) -> Callable[[int], None]:
+    """Wrap a progress callback: without a terminal, print done/total and an estimate per 10%."""
+    if sys.stderr.isatty():
+        return advance  # the bar shows the estimate
+    started = time.perf_counter()
+    state = {"done": 0, "next": max(1, total // 10)}
+
+    def step(n: int) -> None:
+        advance(n)
+        state["done"] += n
+        done = state["done"]
+        if done >= state["next"] and done < total:
+            state["next"] = done + max(1, total // 10)
+            left = (time.perf_counter() - started) / done * (total - done)
+            print(f"{done}/{total} samples, about {_duration(left)} left", file=sys.stderr)
+
+    return step
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def run_mix(args: argparse.Namespace) -> int:
