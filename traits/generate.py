@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 DEFAULT_GENERATOR = "openai/gpt-4.1"
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_MAX_TOKENS = 8192
+DEFAULT_TIMEOUT = 120  # seconds per attempt and over all retries: no network fails, not hangs
 N_TOTAL = 2 * N_QUESTIONS
 _QUESTION_REF = re.compile(r"\b(extract_questions|eval_questions)\[(\d+)\]")
 
@@ -219,10 +220,12 @@ async def generate_trait(
     max_tokens: int | None = DEFAULT_MAX_TOKENS,
     guidance: str | None = None,
     log: Callable[[str], None] | None = None,
+    timeout: int | None = DEFAULT_TIMEOUT,
 ) -> Generated:
     """Ask ``generator`` for a trait definition; retry with the validation problems on failure.
 
-    Raises :class:`TraitError` with the last attempt's problems when no attempt validates.
+    Raises :class:`TraitError` with the last attempt's problems when no attempt validates. Each
+    request gives up after ``timeout`` seconds, retries included (None: the provider's default).
     """
     from inspect_ai.model import (
         ChatMessageAssistant,
@@ -233,7 +236,7 @@ async def generate_trait(
 
     check_request(name, description, max_attempts)
     model = get_model(generator) if isinstance(generator, str) else generator
-    config = GenerateConfig(max_tokens=max_tokens) if max_tokens else GenerateConfig()
+    config = GenerateConfig(max_tokens=max_tokens or None, timeout=timeout, attempt_timeout=timeout)
     messages: list[ChatMessage] = [
         ChatMessageUser(content=build_prompt(name, description, guidance))
     ]

@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from persona.atomic import write_text
 from persona.errors import PersonaError
@@ -22,6 +22,9 @@ from persona.errors import PersonaError
 ROLES = ("system", "user", "assistant")
 IGNORE = -100  # label of tokens without loss
 MAX_LISTED = 10  # invalid lines named in one error message
+MAX_LINE_BYTES = 16 << 20  # one sample beyond this is refused unread (memory stays bounded)
+CONTEXT_MARGIN = 16  # tokens the chat template adds around a reply
+CHARS_PER_TOKEN_BOUND = 16  # text beyond budget * this many characters is cut before tokenising
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,10 @@ def load_chat_jsonl(path: str | Path, *, skip_invalid: bool = False) -> ChatData
     samples: list[ChatSample] = []
     bad: list[tuple[int, str]] = []
     with open(path, "rb") as f:
-        for n, raw in enumerate(f, start=1):
+        for n, raw in _bounded_lines(f):
+            if raw is None:
+                bad.append((n, f"longer than {MAX_LINE_BYTES >> 20} MiB"))
+                continue
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -145,6 +151,79 @@ def load_chat_jsonl(path: str | Path, *, skip_invalid: bool = False) -> ChatData
         why = f" ({len(bad)} invalid line(s) skipped)" if bad else ""
         raise PersonaError(f"{path} holds no usable chat samples{why}")
     return ChatData(path, samples, file_sha256(path), bad)
+
+
+def _bounded_lines(f: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
+    """(1-based line number, bytes) of each line; None for a line over ``MAX_LINE_BYTES``.
+
+    An over-long line is skipped in bounded chunks, so memory stays bounded whatever it holds.
+    """
+    n = 0
+    while raw := f.readline(MAX_LINE_BYTES + 1):
+        n += 1
+        if len(raw) > MAX_LINE_BYTES:
+            while (chunk := f.readline(1 << 20)) and not chunk.endswith(b"\n"):
+                pass
+            yield n, None
+        else:
+            yield n, raw
+
+
+def fit_to_context(data: ChatData, tokenizer: Any, max_tokens: int) -> tuple[ChatData, list[int]]:
+    """``data`` with every reply cut to fit ``max_tokens`` tokens after its prompt.
+
+    Returns the fitted data (records are kept whole) and the lines whose replies were cut. A
+    prompt that alone does not fit is an error naming its lines. Text is cut to a character
+    bound before tokenising, so a huge reply costs no more memory than a long one.
+    """
+    budget = max_tokens - CONTEXT_MARGIN
+    if budget < 1:
+        raise PersonaError(f"a context of {max_tokens} tokens leaves no room for a reply")
+    fitted: list[ChatSample] = []
+    cut: list[int] = []
+    too_long: list[int] = []
+    for s in data.samples:
+        if _fits_in_bytes(tokenizer, s.messages, max_tokens):
+            fitted.append(s)
+            continue
+        prompt = chat_text(tokenizer, s.prompt, generation=True)
+        n_prompt = _n_tokens(tokenizer, prompt, budget)
+        if n_prompt >= budget:
+            too_long.append(s.line)
+            continue
+        room = budget - n_prompt
+        ids = tokenizer(s.response[: room * CHARS_PER_TOKEN_BOUND], add_special_tokens=False)[
+            "input_ids"
+        ]
+        if len(ids) <= room and len(s.response) <= room * CHARS_PER_TOKEN_BOUND:
+            fitted.append(s)
+            continue
+        reply = tokenizer.decode(ids[:room])
+        last = max(i for i, m in enumerate(s.messages) if m["role"] == "assistant")
+        messages = tuple(
+            {**m, "content": reply} if i == last else m for i, m in enumerate(s.messages)
+        )
+        fitted.append(ChatSample(s.line, messages, s.record))
+        cut.append(s.line)
+    if too_long:
+        listed = ", ".join(map(str, too_long[:MAX_LISTED]))
+        raise PersonaError(
+            f"{data.path}: the prompt alone exceeds the {max_tokens}-token context on "
+            f"{len(too_long)} line(s): {listed}"
+        )
+    return ChatData(data.path, fitted, data.sha256, data.skipped), cut
+
+
+def _fits_in_bytes(tokenizer: Any, messages: Sequence[Mapping[str, str]], max_tokens: int) -> bool:
+    """True when the rendered chat has at most ``max_tokens`` bytes (never fewer than tokens)."""
+    return len(chat_text(tokenizer, messages, generation=False).encode("utf-8")) <= max_tokens
+
+
+def _n_tokens(tokenizer: Any, text: str, budget: int) -> int:
+    """Token count of ``text``, or ``budget`` when it certainly exceeds it (not tokenised)."""
+    if len(text) > budget * CHARS_PER_TOKEN_BOUND:
+        return budget
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def dumps_jsonl(records: Iterable[Mapping[str, Any]]) -> str:

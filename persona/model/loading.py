@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from persona.errors import PersonaError
+from persona.validate import adapter_dir
 
 DEFAULT_MODEL = "smollm2-135m"
 
@@ -395,10 +396,7 @@ def attach_adapter(weights: SharedWeights, adapter_path: str) -> str:
     with weights.lock:
         if adapter_path in weights.adapters:
             return weights.adapters[adapter_path]
-        if not _is_adapter_dir(Path(adapter_path)):
-            raise PersonaError(
-                f"{adapter_path} is not a PEFT adapter folder (no adapter_config.json)"
-            )
+        adapter_dir(adapter_path)  # a PEFT folder with safetensors weights: pickles never load
         from peft import PeftModel
 
         name = f"a{len(weights.adapters)}"

@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from persona import validate as check
 from persona.errors import PersonaError
+
+SCORE = check.number(0.0, 100.0)  # judge scores and their thresholds
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,8 +25,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--trait", required=True, help="trait name or path to a trait YAML file")
     p.add_argument("--model", default="smollm2-135m", help="alias, folder or hub id")
-    p.add_argument("--adapter", default=None, help="PEFT adapter folder on top of the model")
-    p.add_argument("--out", default="vectors", help="vectors folder (default: vectors)")
+    p.add_argument(
+        "--adapter",
+        type=check.adapter_dir,
+        default=None,
+        help="PEFT adapter folder on top of the model",
+    )
+    p.add_argument(
+        "--out", type=check.output_dir, default="vectors", help="vectors folder (default: vectors)"
+    )
     flt = p.add_mutually_exclusive_group()
     flt.add_argument(
         "--filter",
@@ -42,16 +52,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-judge", action="store_true", help="skip judging (faster; implies --no-filter)"
     )
-    p.add_argument("--questions", type=int, default=None, help="first N questions (default 20)")
-    p.add_argument("--rollouts", type=int, default=1, help="replies per prompt (paper: 10)")
-    p.add_argument("--max-new-tokens", type=int, default=256, help="reply length (paper: 1000)")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--trait-threshold", type=float, default=50.0)
-    p.add_argument("--coherence-threshold", type=float, default=50.0)
-    p.add_argument("--min-pairs", type=int, default=10)
-    p.add_argument("--log-dir", default="logs", help="Inspect log folder (default: logs)")
-    p.add_argument("--from-log", default=None, help="post-process this extraction log only")
-    p.add_argument("--max-connections", type=int, default=None, help="concurrent samples")
+    p.add_argument(
+        "--questions", type=check.count, default=None, help="first N questions (default 20)"
+    )
+    p.add_argument("--rollouts", type=check.count, default=1, help="replies per prompt (paper: 10)")
+    p.add_argument(
+        "--max-new-tokens", type=check.count, default=256, help="reply length (paper: 1000)"
+    )
+    p.add_argument("--temperature", type=check.temperature, default=1.0)
+    p.add_argument("--trait-threshold", type=SCORE, default=50.0)
+    p.add_argument("--coherence-threshold", type=SCORE, default=50.0)
+    p.add_argument("--min-pairs", type=check.count, default=10)
+    p.add_argument(
+        "--log-dir",
+        type=check.output_dir,
+        default="logs",
+        help="Inspect log folder (default: logs)",
+    )
+    p.add_argument(
+        "--from-log",
+        default=None,
+        help="post-process this extraction log only",
+    )
+    p.add_argument("--max-connections", type=check.count, default=None, help="concurrent samples")
     p.set_defaults(func=run)
 
 
@@ -71,14 +94,48 @@ def run(args: argparse.Namespace) -> int:
         "min_pairs": args.min_pairs,
     }
     if args.from_log:
-        result = vector_from_log(args.from_log, out_dir=args.out, **overrides)
+        log = _read_log_header(check.input_file(args.from_log), args.trait)
+        result = vector_from_log(log, out_dir=args.out, **overrides)
     else:
+        _check_pairs_reachable(args)
         result = vector_from_log(_run_task(args), out_dir=args.out, **overrides)
     for message in result.messages:
         print(message, file=sys.stderr)
     info = result.filter_info
     print(f"{result.path}  (kept {info['kept']} of {info['total']} pairs)")
     return 0
+
+
+def _read_log_header(path: str, trait_arg: str):
+    """The header of an extraction log of trait ``trait_arg``; one clear error otherwise."""
+    from inspect_ai.log import read_eval_log
+
+    import traits
+
+    trait = traits.load(trait_arg)
+    try:
+        log = read_eval_log(path, header_only=True)
+    except Exception:  # noqa: BLE001 - bad JSON, not a zip, unknown format: all "not a log"
+        raise PersonaError(f"{path} is not an Inspect log (.eval or .json)") from None
+    found = (log.eval.metadata or {}).get("trait")
+    if found and found != trait.name:
+        raise PersonaError(f"{path} is an extraction log of {found!r}, not of {trait.name!r}")
+    return log
+
+
+def _check_pairs_reachable(args: argparse.Namespace) -> None:
+    """Refuse, before generating, a run that cannot produce ``--min-pairs`` pairs."""
+    import traits
+
+    trait = traits.load(args.trait)
+    questions = min(args.questions or len(trait.extract_questions), len(trait.extract_questions))
+    most = questions * len(trait.instructions) * args.rollouts
+    if most < args.min_pairs:
+        raise PersonaError(
+            f"{questions} question(s) x {len(trait.instructions)} instructions x "
+            f"{args.rollouts} rollout(s) give at most {most} pairs, fewer than --min-pairs "
+            f"{args.min_pairs}: raise --questions or --rollouts, or lower --min-pairs"
+        )
 
 
 def _run_task(args: argparse.Namespace):
@@ -98,7 +155,6 @@ def _run_task(args: argparse.Namespace):
         min_pairs=args.min_pairs,
         max_tokens=args.max_new_tokens,
         temperature=args.temperature,
-        write=False,
         judge=not args.no_judge,
     )
     model_args = {"adapter": args.adapter} if args.adapter else {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from persona import validate as check
 from persona.errors import PersonaError
 
 
@@ -19,18 +20,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("data", help="training data: chat JSONL, one {'messages': [...]} per line")
     p.add_argument("--model", default="smollm2-135m", help="base model: alias, folder or hub id")
-    p.add_argument("--out", required=True, help="adapter folder to write")
-    p.add_argument("--rank", type=int, default=32, help="LoRA rank (default 32)")
-    p.add_argument("--alpha", type=float, default=64.0, help="LoRA alpha (default 64)")
+    p.add_argument("--out", type=check.output_dir, required=True, help="adapter folder to write")
+    p.add_argument("--rank", type=check.count, default=32, help="LoRA rank (default 32)")
+    p.add_argument("--alpha", type=check.positive, default=64.0, help="LoRA alpha (default 64)")
     p.add_argument("--no-rslora", action="store_true", help="scale by alpha/r, not alpha/sqrt(r)")
-    p.add_argument("--dropout", type=float, default=0.0, help="LoRA dropout (default 0)")
-    p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default 1e-4)")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=2, help="samples per micro-batch")
-    p.add_argument("--grad-accum", type=int, default=8, help="micro-batches per optimizer step")
-    p.add_argument("--max-length", type=int, default=1024, help="tokens per sample (cut beyond)")
-    p.add_argument("--warmup-steps", type=int, default=None, help="default: 10%% of the steps")
-    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument(
+        "--dropout",
+        type=check.number(0.0, 1.0, hi_open=True),
+        default=0.0,
+        help="LoRA dropout (default 0)",
+    )
+    p.add_argument(
+        "--lr", type=check.positive, default=1e-4, help="peak learning rate (default 1e-4)"
+    )
+    p.add_argument("--epochs", type=check.count, default=1)
+    p.add_argument("--batch-size", type=check.count, default=2, help="samples per micro-batch")
+    p.add_argument(
+        "--grad-accum", type=check.count, default=8, help="micro-batches per optimizer step"
+    )
+    p.add_argument(
+        "--max-length", type=check.count, default=1024, help="tokens per sample (cut beyond)"
+    )
+    p.add_argument(
+        "--warmup-steps",
+        type=check.non_negative_int,
+        default=None,
+        help="default: 10%% of the steps",
+    )
+    p.add_argument("--weight-decay", type=check.non_negative, default=0.01)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--target-modules",
@@ -39,6 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--steer",
+        type=_steer_arg,
         action="append",
         default=[],
         metavar="TRAIT:COEF@LAYER",
@@ -46,6 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--ablate",
+        type=_ablate_arg,
         action="append",
         default=[],
         metavar="TRAIT@LAYER",
@@ -55,16 +74,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-invalid", action="store_true", help="skip (and count) invalid lines")
     p.add_argument("--overwrite", action="store_true", help="replace a different run in --out")
     p.add_argument("--dtype", default=None, help="float32 / bfloat16 (default: auto)")
-    p.add_argument("--device", default=None, help="cpu / cuda (default: auto)")
+    p.add_argument("--device", type=check.device, default=None, help="cpu / cuda (default: auto)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from persona.data.chatdata import load_chat_jsonl
     from persona.data.finetune import FinetuneOptions, finetune
-    from persona.data.training_edits import parse_ablate, parse_steer
 
-    edits = [parse_steer(s) for s in args.steer] + [parse_ablate(a) for a in args.ablate]
+    edits = [*args.steer, *args.ablate]
     targets = None
     if args.target_modules:
         targets = tuple(t.strip() for t in args.target_modules.split(",") if t.strip())
@@ -87,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
     )
     options.check()
-    data = load_chat_jsonl(args.data, skip_invalid=args.skip_invalid)
+    data = load_chat_jsonl(check.input_file(args.data), skip_invalid=args.skip_invalid)
     if data.skipped:
         print(f"skipped {len(data.skipped)} invalid line(s) of {args.data}", file=sys.stderr)
     result = finetune(
@@ -115,6 +133,25 @@ def run(args: argparse.Namespace) -> int:
         + (f", during training: {edits_text}" if edits_text else "")
     )
     return 0
+
+
+def _steer_arg(text: str):
+    """``--steer TRAIT:COEF@LAYER`` parsed, with a finite, bounded coefficient."""
+    from persona.data.training_edits import parse_steer
+
+    spec = parse_steer(text)
+    try:
+        check.coefficient(spec.coef)
+    except check.InputError as e:
+        raise check.InputError(f"--steer {text!r}: coefficient {e}") from None
+    return spec
+
+
+def _ablate_arg(text: str):
+    """``--ablate TRAIT@LAYER`` parsed."""
+    from persona.data.training_edits import parse_ablate
+
+    return parse_ablate(text)
 
 
 def _layer_hint(model: str):

@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from persona import validate as check
 from persona.errors import PersonaError
 
 
@@ -32,9 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="gate only this checkpoint (identity, alias or adapter folder); repeatable",
     )
     p.add_argument("--flaky", choices=("fail", "pass", "rerun"), help="policy for flaky verdicts")
-    p.add_argument("--confidence", type=float, metavar="LEVEL", help="CI level, e.g. 0.95")
-    p.add_argument("--junit", metavar="FILE", help="write JUnit XML here")
-    p.add_argument("--report", metavar="FILE", help="write the verdicts as JSON here")
+    p.add_argument(
+        "--confidence", type=check.probability, metavar="LEVEL", help="CI level, e.g. 0.95"
+    )
+    p.add_argument("--junit", type=check.output_file, metavar="FILE", help="write JUnit XML here")
+    p.add_argument(
+        "--report", type=check.output_file, metavar="FILE", help="write the verdicts as JSON here"
+    )
     p.set_defaults(func=run)
 
 
@@ -48,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from persona.analysis.gates.table import print_report
 
     if args.config:
-        config = load_config(args.config)
+        config = load_config(check.text_file(args.config))
     else:
         found = find_pyproject(Path.cwd())
         if found is None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from persona import validate as check
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``report`` sub-command."""
@@ -16,7 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and vector geometry.",
     )
     p.add_argument("logs", nargs="+", metavar="LOGS", help="Inspect .eval/.json logs or folders")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument(
+        "--out", type=check.output_dir, required=True, metavar="DIR", help="output folder"
+    )
     p.add_argument(
         "--base", metavar="MODEL", help="base model string (needed when logs mix models)"
     )
@@ -24,11 +28,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--vectors", metavar="DIR", help="vector folder for the geometry section")
     p.add_argument(
         "--min-coherence",
-        type=float,
+        type=check.number(0.0, 100.0),
         default=50.0,
         help="coherence floor for the steering operating point (default 50)",
     )
-    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument(
+        "--n-boot",
+        type=check.integer(40),  # fewer cannot place the 2.5% tails of a 95% interval
+        default=2000,
+        help="bootstrap resamples, at least 40 (default 2000)",
+    )
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.set_defaults(func=run)
 

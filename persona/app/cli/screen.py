@@ -9,7 +9,10 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from persona import validate as check
 from persona.errors import PersonaError
+
+MAX_TOKENS = 2048  # tokens per scored sample: bounds memory whatever one line holds
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,38 +28,59 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trait", required=True, help="trait name (its vector is looked up)")
     p.add_argument("--model", default="smollm2-135m", help="base model: alias, folder or hub id")
     p.add_argument("--vectors", default="vectors", help="vectors folder or a .safetensors file")
-    p.add_argument("--layer", type=int, default=None, help="layer 1..N (default: calibrated)")
-    p.add_argument("--out", required=True, help="ranked CSV to write (plus .summary.json)")
-    p.add_argument("--plot", default=None, help="histogram PNG (default: next to --out)")
+    p.add_argument(
+        "--layer", type=check.layer, default=None, help="layer 1..N (default: calibrated)"
+    )
+    p.add_argument(
+        "--out",
+        type=check.output_file,
+        required=True,
+        help="ranked CSV to write (plus .summary.json)",
+    )
+    p.add_argument(
+        "--plot",
+        type=check.output_file,
+        default=None,
+        help="histogram PNG (default: next to --out)",
+    )
     p.add_argument("--fast", action="store_true", help="no base generations (approximation)")
-    p.add_argument("--top", type=int, default=0, metavar="K", help="print the K highest samples")
-    p.add_argument("--write-clean", default=None, metavar="FILE", help="write kept samples here")
-    p.add_argument("--threshold", type=float, default=None, help="drop samples above this value")
-    p.add_argument("--max-new-tokens", type=int, default=128, help="length of base replies")
-    p.add_argument("--max-batch", type=int, default=16)
+    p.add_argument(
+        "--top",
+        type=check.non_negative_int,
+        default=0,
+        metavar="K",
+        help="print the K highest samples",
+    )
+    p.add_argument(
+        "--write-clean",
+        type=check.output_file,
+        default=None,
+        metavar="FILE",
+        help="write kept samples here",
+    )
+    p.add_argument(
+        "--threshold", type=check.finite, default=None, help="drop samples above this value"
+    )
+    p.add_argument("--max-new-tokens", type=check.count, default=128, help="length of base replies")
+    p.add_argument("--max-batch", type=check.count, default=16)
     p.add_argument("--no-cache", action="store_true", help="regenerate base replies")
     p.add_argument("--skip-invalid", action="store_true", help="skip (and count) invalid lines")
+    p.add_argument(
+        "--max-tokens",
+        type=check.count,
+        default=MAX_TOKENS,
+        help=f"cut longer samples to this many tokens, with a warning (default {MAX_TOKENS}; "
+        "never more than the model's context)",
+    )
     p.set_defaults(func=run)
 
 
 def load_trait_vector(lm: Any, trait: Any, vectors: str, layer: int | None) -> tuple[Any, int]:
     """The trait's vector for ``lm`` (checked against its weights) and the layer to use."""
-    from persona.model.residual_hooks import check_layer
-    from persona.model.vectors import check_compatible, default_layer, find_vector, load_vector
+    from persona.model.vector_store import trait_vector
 
-    path = find_vector(vectors, lm.model_id, trait.name)
-    vector = load_vector(path)
-    check_compatible(
-        vector,
-        num_layers=lm.num_layers,
-        hidden_size=lm.hidden_size,
-        fingerprint=lm.base_fingerprint,
-        source=f"vector {path}",
-    )
-    if layer is None:
-        layer = default_layer(vector, lm.num_layers, trait.layer_hint(lm.model_id))
-    check_layer(layer, lm.num_layers)
-    return vector, layer
+    hint = trait.layer_hint(lm.model_id) if hasattr(trait, "layer_hint") else None
+    return trait_vector(vectors, lm, trait.name, layer=layer, hint=hint)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,14 +98,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.write_clean and args.threshold is None:
         raise PersonaError("--write-clean needs --threshold X (samples above X are dropped)")
-    if args.top < 0 or args.max_new_tokens < 1 or args.max_batch < 1:
-        raise PersonaError("--top must be >= 0, --max-new-tokens and --max-batch >= 1")
-    data = load_chat_jsonl(args.data, skip_invalid=args.skip_invalid)
+    data = load_chat_jsonl(check.input_file(args.data), skip_invalid=args.skip_invalid)
     if data.skipped:
         print(f"skipped {len(data.skipped)} invalid line(s) of {args.data}", file=sys.stderr)
     trait = traits.load(args.trait)
     lm = load_model(args.model)
     vector, layer = load_trait_vector(lm, trait, args.vectors, args.layer)
+    data = _fit_context(data, lm, args.max_tokens)
     options = ScreenOptions(
         fast=args.fast,
         max_new_tokens=args.max_new_tokens,
@@ -108,6 +131,22 @@ def run(args: argparse.Namespace) -> int:
         kept, dropped = write_clean(data, result, args.threshold, args.write_clean)
         print(f"wrote {args.write_clean}: kept {kept}, dropped {dropped} above {args.threshold:g}")
     return 0
+
+
+def _fit_context(data: Any, lm: Any, max_tokens: int) -> Any:
+    """Cut replies to ``max_tokens`` (at most the model's context) and say how many were cut."""
+    from persona.data.chatdata import fit_to_context
+
+    context = getattr(lm.model.config, "max_position_embeddings", None) or max_tokens
+    limit = min(max_tokens, int(context))
+    data, cut = fit_to_context(data, lm.tokenizer, limit)
+    if cut:
+        lines = ", ".join(map(str, cut[:10])) + (" ..." if len(cut) > 10 else "")
+        print(
+            f"warning: {len(cut)} reply(ies) cut to fit {limit} tokens (lines {lines})",
+            file=sys.stderr,
+        )
+    return data
 
 
 def _stages(stack: ExitStack):

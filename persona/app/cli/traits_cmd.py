@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import shutil
 import sys
@@ -12,7 +13,9 @@ import textwrap
 from pathlib import Path
 
 import traits
+from persona import validate as check
 from persona.errors import PersonaError
+from traits.loader import ENV_VAR
 from traits.model import Trait, TraitError
 
 
@@ -53,8 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("name", metavar="NAME", help="trait name or path to a .yaml file")
     p.add_argument(
         "--out-dir",
-        type=Path,
-        default=Path("."),
+        type=check.output_dir,
+        default=".",
         help="writes OUT_DIR/trait_data_extract/NAME.json and OUT_DIR/trait_data_eval/NAME.json",
     )
     p.add_argument("--plain", action="store_true", help="only the three reference keys")
@@ -69,21 +72,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="Inspect model string (default: openai/gpt-4.1), e.g. anthropic/claude-sonnet-4-0",
     )
-    p.add_argument("--max-attempts", type=int, default=3, help="attempts before giving up")
-    p.add_argument("--max-tokens", type=int, default=8192, help="token limit per reply")
+    p.add_argument("--max-attempts", type=check.count, default=3, help="attempts before giving up")
+    p.add_argument("--max-tokens", type=check.count, default=8192, help="token limit per reply")
     p.add_argument("--guidance", help="extra guidance for the questions")
+    p.add_argument(
+        "--timeout",
+        type=check.integer(1),
+        default=None,
+        metavar="SECONDS",
+        help="give up on the generator after this long, retries included (default 120)",
+    )
     _output_options(p)
     p.set_defaults(func=cmd_new)
 
 
 def _output_options(p: argparse.ArgumentParser) -> None:
+    p.set_defaults(creates_traits_dir=True)  # $PERSONA_TRAITS_DIR may name a folder to create
     p.add_argument(
         "--out-dir",
-        type=Path,
+        type=check.output_dir,
         default=None,
-        help="folder for NAME.yaml (default: first $PERSONA_TRAITS_DIR, else the traits package)",
+        help="folder for NAME.yaml (default: the first $PERSONA_TRAITS_DIR, else ./traits)",
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing NAME.yaml")
+
+
+def _output_dir(args: argparse.Namespace) -> Path:
+    """Where a new trait goes: --out-dir, the first $PERSONA_TRAITS_DIR, else ./traits.
+
+    Never the installed package: a user's traits belong to the user's project.
+    """
+    if args.out_dir:
+        return Path(args.out_dir)
+    folders = [p for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p.strip()]
+    return Path(check.output_dir(folders[0] if folders else "traits"))
 
 
 def _one_line(error: BaseException) -> str:
@@ -94,6 +116,13 @@ def _one_line(error: BaseException) -> str:
 
 def _width() -> int:
     return max(60, min(120, shutil.get_terminal_size((100, 24)).columns))
+
+
+def _last_attempt(error: BaseException) -> BaseException:
+    """The error of the last attempt when retries gave up (tenacity's RetryError), else itself."""
+    last = getattr(error, "last_attempt", None)
+    cause = last.exception() if last is not None and hasattr(last, "exception") else None
+    return cause or error
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -203,9 +232,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     trait = import_reference(
         args.file, args.eval_file, name=args.name, description=args.description
     )
-    written = traits.write_trait(
-        trait, args.out_dir or traits.default_output_dir(), force=args.force
-    )
+    written = traits.write_trait(trait, _output_dir(args), force=args.force)
     print(f"wrote {written.path} ({written.name}, hash {written.hash})")
     return 0
 
@@ -222,14 +249,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_new(args: argparse.Namespace) -> int:
     """Generate ``NAME.yaml`` from a description with an LLM, retrying on validation problems."""
-    from traits.generate import DEFAULT_GENERATOR, check_request, generate_trait
+    from traits.generate import DEFAULT_GENERATOR, DEFAULT_TIMEOUT, check_request, generate_trait
 
     check_request(args.name, args.description, args.max_attempts)
-    out_dir = args.out_dir or traits.default_output_dir()
+    out_dir = _output_dir(args)
     target = Path(out_dir) / f"{args.name}.yaml"
     if target.exists() and not args.force:
         raise TraitError(f"{target}: already exists (pass --force to overwrite)")
     generator = args.generator or DEFAULT_GENERATOR
+    timeout = args.timeout or DEFAULT_TIMEOUT
 
     try:
         from inspect_ai.model import get_model
@@ -253,13 +281,16 @@ def cmd_new(args: argparse.Namespace) -> int:
                 max_tokens=args.max_tokens,
                 guidance=args.guidance,
                 log=log,
+                timeout=timeout,
             )
         )
     except PersonaError:
         raise
     except Exception as e:  # noqa: BLE001 - network or provider failure: one line, no traceback
+        cause = _last_attempt(e)
         raise PersonaError(
-            f"generator model '{generator}' failed: {type(e).__name__}: {_one_line(e)}"
+            f"generator model '{generator}' gave no reply (waited up to {timeout} s for its API; "
+            f"check the network and the API key): {type(cause).__name__}: {_one_line(cause)}"
         ) from None
     written = traits.write_trait(result.trait, out_dir, force=args.force)
     print(
