@@ -221,22 +221,6 @@ def test_teacher_forced_logprobs_match_manual(tiny):
     assert res.response_logprob == pytest.approx(manual, abs=1e-3)
 
 
-@pytest.mark.parametrize("arch", ["llama", "gpt2"])
-def test_candidate_logprobs_match_teacher_forcing(arch, tiny, tiny_gpt2_dir):
-    """The prefix-trie pass (shared prefixes such as 1 / 10 / 100) equals scoring each alone."""
-    lm = tiny if arch == "llama" else load_model(str(tiny_gpt2_dir), device="cpu")
-    eng = Engine(lm)
-    cands = ["0", "1", "7", "10", "42", "100", "REFUSAL"]
-    fast = eng.candidate_logprobs(PROMPTS[0], cands)
-    eos = lm.tokenizer.eos_token
-    for c, value in zip(cands, fast, strict=True):
-        slow = eng.score([Request(PROMPTS[0], response=c + eos)], logprobs=True)[0].response_logprob
-        assert value == pytest.approx(slow, abs=1e-3)
-    unterminated = eng.candidate_logprobs(PROMPTS[0], ["42"], terminate=False)[0]
-    slow = eng.score([Request(PROMPTS[0], response="42")], logprobs=True)[0].response_logprob
-    assert unterminated == pytest.approx(slow, abs=1e-3)
-
-
 def test_sampling_is_seeded_per_request(tiny):
     eng = Engine(tiny, max_batch=4)
     s = Sampling(max_new_tokens=8, temperature=1.0)
