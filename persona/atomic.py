@@ -55,6 +55,18 @@ def write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def _usual_permissions(folder: Path) -> None:
+    """Give ``folder`` and everything written into it the usual (umask) permissions.
+
+    Libraries that save through private temporary files (safetensors weights) leave 0600 files.
+    """
+    folder.chmod(DIR_MODE)
+    for path in folder.rglob("*"):
+        if path.is_symlink():
+            continue
+        path.chmod(DIR_MODE if path.is_dir() else FILE_MODE)
+
+
 @contextmanager
 def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary directory; on success it replaces ``target`` in one rename."""
@@ -63,7 +75,7 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
-        tmp.chmod(DIR_MODE)
+        _usual_permissions(tmp)
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             if old.exists():

@@ -41,3 +41,14 @@ def test_atomic_dir_swaps_in_one_step(tmp_path):
         raise RuntimeError("interrupted")
     assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["adapter"]
+
+
+def test_atomic_dir_gives_private_files_the_usual_permissions(tmp_path):
+    target = tmp_path / "adapter"
+    with atomic_dir(target) as tmp:
+        weights = tmp / "adapter_model.safetensors"
+        weights.write_bytes(b"x")
+        weights.chmod(0o600)  # as safetensors leaves it
+        (tmp / "sub").mkdir(mode=0o700)
+    assert stat.S_IMODE((target / "adapter_model.safetensors").stat().st_mode) == FILE_MODE
+    assert stat.S_IMODE((target / "sub").stat().st_mode) == DIR_MODE
