@@ -5,10 +5,11 @@ When is a reply "the number k"? A candidate counts when its tokens are followed 
 does not continue it with a digit: ``P(tokens of k) * P(next token does not start with a digit)``.
 The older rule, "followed by the tokenizer's EOS", is wrong for every model whose end of turn is
 another token (Gemma's ``<end_of_turn>``, Phi-3's ``<|end|>``): such a judge got no mass at all.
-Listing each template's end-of-turn ids instead would be guesswork per model; the digit rule needs
-nothing from the template or tokenizer, keeps the numeric candidates disjoint events (only a digit
-turns ``"4"`` into ``"42"``, so their probabilities still sum to at most 1), and counts what a
-reader takes as k (``"42"`` then end of turn, ``"42."``, ``"42/100"``, ``"42\\n..."``).
+Listing each template's end-of-turn ids instead would be guesswork per model. The digit rule needs
+nothing from the chat template and holds for any tokenizer; it keeps the numeric candidates
+disjoint events (only a digit turns ``"4"`` into ``"42"``, so their probabilities still sum to at
+most 1); and it counts what a reader takes as k (``"42"`` then end of turn, ``"42."``,
+``"42/100"``, ``"42\\n..."``). ``REFUSAL`` and other words follow the same rule.
 """
 
 from __future__ import annotations

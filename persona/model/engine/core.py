@@ -98,10 +98,10 @@ class Engine:
     # -- adapters ----------------------------------------------------------------------------
     @contextmanager
     def adapter_context(self) -> Iterator[None]:
-        """Enable this LoadedModel's adapter for one call (hold ``weights.lock``).
+        """Enable this LoadedModel's adapter for one call (the caller holds ``weights.lock``).
 
         Adapters loaded into shared weights stay disabled outside this context
-        (``models.load_adapter``), so the base model is what a plain call to ``lm.model`` runs.
+        (``persona.model.loading``), so the base model is what a plain call to ``lm.model`` runs.
         """
         model = self.lm.model
         if self.lm.adapter_name is None or not hasattr(model, "peft_config"):
