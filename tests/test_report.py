@@ -137,13 +137,13 @@ def test_cross_trait_matrix(full):
     assert (full.cross_trait_n.to_numpy() == 6).all()
 
 
-def test_monitoring_recovers_per_sample_r(full):
+def test_monitoring_recovers_per_point_r(full):
     m = full.monitoring.set_index(["trait", "task"])
     row = m.loc[("evil", "trait_eval")]
     assert row["pearson_r"] == pytest.approx(0.8, abs=1e-9)
-    assert row["n"] == 60 and row["n_conditions"] == 5 and row["varied"] == "system prompts"
+    assert row["n"] == 60 and row["n_conditions"] == 5 and row["family"] == "system prompts"
     assert row["pearson_ci_lo"] < 0.8 < row["pearson_ci_hi"]
-    assert m.loc[("evil", "steering_sweep"), "varied"] == "steering"
+    assert ("evil", "steering_sweep") not in m.index  # steered projections never count
     assert "humorous" not in set(full.monitoring["trait"])  # one condition only
 
 
@@ -177,7 +177,6 @@ def test_outputs_written(written, full):
         "shift_vs_trait_humorous.png",
         "cross_trait.png",
         "monitoring_evil_trait_eval.png",
-        "monitoring_evil_steering_sweep.png",
         "steering_evil.png",
     } <= pngs
     for name in pngs:
@@ -232,7 +231,7 @@ def test_summary_json_follows_schema(written):
 
 def test_every_plot_has_title_labels_and_units(written):
     _, files, figures = written
-    assert len(figures) == len([n for n in files if n.endswith(".png")]) == 8
+    assert len(figures) == len([n for n in files if n.endswith(".png")]) == 7
     for fig in figures:
         for ax in fig.axes:
             if ax.get_label() == "<colorbar>":

@@ -26,8 +26,8 @@ PRODUCED_BY = {
     "checkpoints": "the `checkpoint_shift` task (or one `trait_eval` log per checkpoint, "
     "e.g. `-M adapter=DIR`)",
     "steering": "the `steering_sweep` task",
-    "monitoring": "a task whose samples span several conditions: `extract_vector` (pos/neg "
-    "system prompts) or `steering_sweep`, run with projections",
+    "monitoring": "the `monitor` task (graded system prompts and many-shot prompts, "
+    "unsteered), or `extract_vector` (pos/neg system prompts), run with projections",
 }
 
 
@@ -43,7 +43,7 @@ class Report:
     cross_trait_r: pd.DataFrame
     cross_trait_n: pd.DataFrame
     monitoring: pd.DataFrame
-    monitoring_samples: dict[tuple[str, str, str], pd.DataFrame]
+    monitoring_points: dict[tuple[str, str, str], pd.DataFrame]  # (condition, question) points
     steering: pd.DataFrame
     operating_points: pd.DataFrame
     geometry: Geometry
@@ -146,7 +146,7 @@ def build_report(
     warnings += compared
     corr = ck.correlations(table, n_boot=n_boot, seed=seed)
     cross_r, cross_n = ck.cross_trait(table)
-    monit = mon.monitoring_table(frame, chosen, n_boot=n_boot, seed=seed)
+    monit, monit_points = mon.monitoring_table(frame, chosen, n_boot=n_boot, seed=seed)
     steer = st.steering_table(st.steering_rows(frame), chosen, n_boot=n_boot, seed=seed)
     judges = jd.judge_table(frame)
     warnings += jd.judge_warnings(judges, table)
@@ -160,7 +160,7 @@ def build_report(
         cross_trait_r=cross_r,
         cross_trait_n=cross_n,
         monitoring=monit,
-        monitoring_samples=mon.monitoring_samples(frame, monit, base_id),
+        monitoring_points=monit_points,
         steering=steer,
         operating_points=st.operating_points(steer, min_coherence=min_coherence),
         geometry=geometry,

@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -175,37 +174,6 @@ def cosine(mat: pd.DataFrame, layer: int | None) -> Figure:
         "trait (category)",
         None,
     )
-
-
-def monitoring(rows: pd.DataFrame, trait: str, checkpoint: str, r_text: str) -> Figure:
-    """Per-sample prompt-last projection vs judged trait score, coloured by condition."""
-    fig = Figure(figsize=(8.0, 4.6), layout="constrained")
-    ax = fig.add_subplot()
-    groups = list(rows.groupby("condition", sort=True))
-    cmap = colormaps.get_cmap("tab10" if len(groups) <= 10 else "tab20")
-    for i, (cond, g) in enumerate(groups):
-        color = cmap(i % cmap.N)
-        ax.scatter(g["proj_prompt_last"], g["trait"], s=14, alpha=0.8, color=color, label=str(cond))
-    fit = stats.fit_line(rows["proj_prompt_last"], rows["trait"])
-    if fit is not None:
-        xs = np.linspace(
-            float(rows["proj_prompt_last"].min()), float(rows["proj_prompt_last"].max()), 50
-        )
-        ax.plot(xs, fit[0] * xs + fit[1], "--", color="black", lw=1, label="least-squares fit")
-    ax.set_title(
-        f"{trait}: prompt-last projection vs trait score ({r_text})\n{_short(checkpoint, 50)}"
-    )
-    ax.set_xlabel(f"prompt-last projection ({PROJ_UNIT})")
-    ax.set_ylabel(f"judged trait score ({SCORE_UNIT})")
-    ax.legend(
-        fontsize=7,
-        title="condition",
-        title_fontsize=7,
-        loc="center left",
-        bbox_to_anchor=(1.01, 0.5),
-        ncol=1 if len(groups) <= 16 else 2,
-    )
-    return fig
 
 
 def steering(

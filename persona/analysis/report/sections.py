@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from persona.analysis import stats
+from persona.analysis.report import monitoring as mon
 from persona.analysis.report import plots
 from persona.analysis.report.build import Report
 
@@ -232,47 +233,60 @@ def _monitoring_section(rep: Report, images: dict[str, bytes]) -> Section:
     sec = Section(
         "monitoring",
         "3. Monitoring",
-        "Per sample, across conditions (system prompts, steering): prompt-last projection vs "
-        "judged trait score (the paper reports r = 0.75-0.83 overall). 'within' is the mean r "
-        "inside single conditions, which is usually much weaker.",
+        "Does the last prompt token's projection predict the trait of the reply? Unsteered rows "
+        "only; rollouts are averaged into one point per (condition, question), so n counts "
+        "prompts. Overall r per family of conditions, within-condition r = mean r inside single "
+        "conditions; brackets are 95% CIs that resample questions. The paper (Table 2) reports "
+        "overall r 0.75-0.83, within-condition 0.25-0.81.",
     )
     m = rep.monitoring
     if m.empty:
-        sec.notes.append("the logs hold no trait with varied conditions, projections and scores")
+        sec.notes.append("the logs hold no trait with varied unsteered conditions and projections")
         return sec
+
+    def cell(prefix: str, r: str) -> list[str]:
+        cols = (m[r], m[f"{prefix}_ci_lo"], m[f"{prefix}_ci_hi"], m["n"], m["note"])
+        return [corr_cell(*x) for x in zip(*cols, strict=True)]
+
     disp = pd.DataFrame(
         {
             "trait": m["trait"],
             "checkpoint": m["checkpoint"],
             "task": m["task"],
-            "n samples": m["n"].astype(int).astype(str),
-            "conditions": m["n_conditions"].astype(int).astype(str),
-            "varied": m["varied"],
-            "Pearson r [CI]": [
-                corr_cell(*x)
-                for x in zip(
-                    m["pearson_r"],
-                    m["pearson_ci_lo"],
-                    m["pearson_ci_hi"],
-                    m["n"],
-                    m["note"],
-                    strict=True,
-                )
+            "conditions": m["family"],
+            "behaviour": m["measure"],
+            "n (condition x question)": m["n"].astype(int).astype(str),
+            "questions": m["n_questions"].astype(int).astype(str),
+            "rollouts/point": m["rollouts"].map(lambda v: num(v, 1)),
+            "overall r [CI]": cell("pearson", "pearson_r"),
+            "p": m["pearson_p"].map(pval),
+            "within-condition r [CI]": cell("within", "within_condition_r"),
+            "paper r / within": [
+                NA if _f(a) is None else f"{a:.3f} / {b:.3f}"
+                for a, b in zip(m["paper_r"], m["paper_within_r"], strict=True)
             ],
-            "Pearson p": m["pearson_p"].map(pval),
-            "Spearman rho": m["spearman_r"].map(lambda v: num(v, 2)),
-            "within-condition r": m["within_condition_r"].map(lambda v: num(v, 2)),
-            "judge": m["judge"].map(lambda v: v or NA),
         }
     )
-    sec.tables.append(Table("Projection vs trait score", disp))
-    for (trait, ck, task), rows in rep.monitoring_samples.items():
-        mrow = m[(m["trait"] == trait) & (m["checkpoint"] == ck) & (m["task"] == task)].iloc[0]
-        r_text = plots._r_text(mrow["pearson_r"], int(mrow["n"]), mrow["note"])
+    sec.tables.append(Table("Prompt-last projection vs behaviour", disp))
+    with_base = {k[0] for k in rep.monitoring_points if k[1] == rep.base}
+    for (trait, ck, task), pts in rep.monitoring_points.items():
+        if ck != rep.base and trait in with_base:
+            continue  # plots for the base only, when it has them
+        rows = m[(m["trait"] == trait) & (m["checkpoint"] == ck) & (m["task"] == task)]
+        r_texts = {
+            str(r["family"]): plots._r_text(r["pearson_r"], int(r["n"]), r["note"])
+            + f", within {num(r['within_condition_r'], 2)}"
+            for _, r in rows.iterrows()
+        }
         suffix = "" if ck == rep.base else f"_{slug(ck)}"
-        name = f"monitoring_{slug(trait)}_{slug(task)}{suffix}.png"
-        images[name] = plots.to_png(plots.monitoring(rows, trait, f"{ck}, task {task}", r_text))
-        sec.images.append((name, f"{trait}: projection vs trait score ({task})"))
+        stem = f"monitoring_{slug(trait)}_{slug(task)}{suffix}"
+        title = f"{ck}, task {task}"
+        images[f"{stem}.png"] = plots.to_png(mon.scatter(pts, trait, title, r_texts))
+        sec.images.append((f"{stem}.png", f"{trait}: projection vs behaviour ({task})"))
+        fig = mon.curves(pts, trait, n_boot=rep.settings.get("n_boot", 2000), seed=0)
+        if fig is not None:
+            images[f"{stem}_curves.png"] = plots.to_png(fig)
+            sec.images.append((f"{stem}_curves.png", f"{trait}: projection and behaviour curves"))
     return sec
 
 

@@ -96,14 +96,19 @@ def summary_dict(rep: Report) -> dict[str, Any]:
             {
                 "checkpoint": _v(r["checkpoint"]),
                 "task": _v(r["task"]),
+                "family": _v(r["family"]),
+                "measure": _v(r["measure"]),
                 "n": _int(r["n"]),
+                "n_questions": _int(r["n_questions"]),
                 "n_conditions": _int(r["n_conditions"]),
-                "varied": _v(r["varied"]),
+                "rollouts": _v(r["rollouts"]),
                 "pearson_r": _v(r["pearson_r"]),
                 "pearson_p": _v(r["pearson_p"]),
                 "pearson_ci": _ci(r, "pearson"),
-                "spearman_r": _v(r["spearman_r"]),
                 "within_condition_r": _v(r["within_condition_r"]),
+                "within_ci": _ci(r, "within"),
+                "paper_r": _v(r["paper_r"]),
+                "paper_within_r": _v(r["paper_within_r"]),
             }
         )
     steering: dict[str, Any] = {}
