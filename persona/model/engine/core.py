@@ -52,6 +52,20 @@ def in_batches(
     return [r for r in results if r is not None]
 
 
+def left_pad(
+    seqs: Sequence[list[int]], pad_id: int, device: torch.device | str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[B, t]`` token ids of ``seqs`` padded on the left with ``pad_id``, and the attention
+    mask (1 on real tokens): left padding keeps every row's last token in the last column."""
+    t = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), t), pad_id, dtype=torch.long, device=device)
+    attn = torch.zeros((len(seqs), t), dtype=torch.long, device=device)
+    for row, s in enumerate(seqs):
+        ids[row, t - len(s) :] = torch.tensor(s, device=device)
+        attn[row, t - len(s) :] = 1
+    return ids, attn
+
+
 class Engine:
     """Generation and scoring over one loaded model (and its active adapter)."""
 
@@ -149,12 +163,8 @@ class Engine:
         lm, model = self.lm, self.lm.model
         device = lm.device
         b = len(requests)
-        t = max(len(p) for p in prompts)
-        input_ids = torch.full((b, t), self.pad_id, dtype=torch.long, device=device)
-        attn = torch.zeros((b, t), dtype=torch.long, device=device)
-        for row, p in enumerate(prompts):
-            input_ids[row, t - len(p) :] = torch.tensor(p, device=device)
-            attn[row, t - len(p) :] = 1
+        input_ids, attn = left_pad(prompts, self.pad_id, device)
+        t = input_ids.shape[1]
         state = BatchState(lm, requests, capture)
         gens = [row_generator(r.seed, i) for i, r in enumerate(requests)]
         need_capture = not capture.empty
@@ -296,16 +306,13 @@ class Engine:
         lm, model = self.lm, self.lm.model
         device = lm.device
         b = len(requests)
-        t = max(len(p) + len(r) for p, r in encoded)
-        input_ids = torch.full((b, t), self.pad_id, dtype=torch.long, device=device)
-        attn = torch.zeros((b, t), dtype=torch.long, device=device)
+        input_ids, attn = left_pad([p + r for p, r in encoded], self.pad_id, device)
+        t = input_ids.shape[1]
         prompt_m = torch.zeros((b, t), dtype=torch.bool, device=device)
         resp_m = torch.zeros((b, t), dtype=torch.bool, device=device)
         last_m = torch.zeros((b, t), dtype=torch.bool, device=device)
         for row, (p, r) in enumerate(encoded):
             start = t - len(p) - len(r)
-            input_ids[row, start:] = torch.tensor(p + r, device=device)
-            attn[row, start:] = 1
             prompt_m[row, start : start + len(p)] = True
             resp_m[row, start + len(p) :] = True
             last_m[row, start + len(p) - 1] = True
