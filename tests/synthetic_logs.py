@@ -145,10 +145,12 @@ def make_log(
     model_args: Mapping[str, Any] | None = None,
     judge: str | None = DEFAULT_JUDGE,
     status: str = "success",
+    metadata: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``rows`` as one ``.eval`` log of ``task`` run on ``model``; return the path.
 
-    ``status`` other than ``"success"`` writes an unfinished log (no results).
+    ``status`` other than ``"success"`` writes an unfinished log (no results); ``metadata`` is
+    the task's metadata (``checkpoint_shift`` records its ``checkpoints`` there, in run order).
     """
     from inspect_ai.model import ModelConfig
 
@@ -162,6 +164,7 @@ def make_log(
         model_args=dict(model_args or {}),
         model_roles={"judge": ModelConfig(model=judge)} if judge else None,
         config=EvalConfig(),
+        metadata=dict(metadata) if metadata else None,
     )
     samples = [r.sample(model) for r in rows]
     keys = [(s.id, s.epoch) for s in samples]
