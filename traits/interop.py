@@ -23,7 +23,15 @@ from traits.schema import N_QUESTIONS, check, kind
 
 META_KEY = "persona_evals"
 REF_KEYS = ("instruction", "questions", "eval_prompt")
-META_FIELDS = ("name", "description", "version", "assistant_names", "layers", "data_personas")
+META_FIELDS = (
+    "name",
+    "description",
+    "version",
+    "assistant_names",
+    "layers",
+    "data_personas",
+    "judge_personas",
+)
 EXTRACT_DIR = "trait_data_extract"
 EVAL_DIR = "trait_data_eval"
 _FIELD = re.compile(r"(\w+)(?:\[(\d+)\])?(.*)\Z", re.DOTALL)

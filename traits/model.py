@@ -66,6 +66,14 @@ class InstructionPair:
 
 
 @dataclass(frozen=True)
+class PersonaPair:
+    """Two complete system prompts: one that expresses the trait and its opposite."""
+
+    pos: str
+    neg: str
+
+
+@dataclass(frozen=True)
 class AssistantNames:
     """Adjectives used in "You are a/an {name} assistant." for each polarity."""
 
@@ -91,6 +99,9 @@ class Trait:
     # apart from ``instructions`` so that the data is not made with the extraction prompts.
     # Not in the hash: they never change extraction or judging (see docs/traits.md).
     data_personas: tuple[str, ...] = ()
+    # Persona pairs of the likelihood judge (``persona judge``); written apart from
+    # ``instructions`` (no shared sentence, validated). Not in the hash, as data_personas.
+    judge_personas: tuple[PersonaPair, ...] = ()
 
     def __post_init__(self) -> None:
         # Freeze containers so that a Trait can be shared safely between tasks and threads.
@@ -102,6 +113,7 @@ class Trait:
             set_(self, "assistant_names", AssistantNames(self.name))
         set_(self, "layers", MappingProxyType(dict(self.layers)))
         set_(self, "data_personas", tuple(self.data_personas))
+        set_(self, "judge_personas", tuple(self.judge_personas))
 
     def __hash__(self) -> int:
         return hash(self.hash)
@@ -154,6 +166,16 @@ class Trait:
             )
         return self.data_personas
 
+    def need_judge_personas(self) -> tuple[PersonaPair, ...]:
+        """The likelihood judge's persona pairs, or a one-line error naming the missing field."""
+        if not self.judge_personas:
+            where = f" in {self.path}" if self.path else ""
+            raise TraitError(
+                f"trait {self.name!r} has no judge_personas{where}: add {{pos, neg}} pairs of "
+                "system prompts for the likelihood judge (see docs/traits.md)"
+            )
+        return self.judge_personas
+
     def judge_prompt(self, question: str, answer: str) -> str:
         """The rubric with the question and answer filled in, in one pass.
 
@@ -188,4 +210,6 @@ class Trait:
         data["rubric"] = self.rubric
         if self.data_personas:
             data["data_personas"] = list(self.data_personas)
+        if self.judge_personas:
+            data["judge_personas"] = [{"pos": p.pos, "neg": p.neg} for p in self.judge_personas]
         return data

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from traits.model import AssistantNames, InstructionPair, Problem, Trait, TraitError
+from traits.model import AssistantNames, InstructionPair, PersonaPair, Problem, Trait, TraitError
 
 N_PAIRS = 5
 N_QUESTIONS = 20
@@ -20,7 +20,7 @@ MAX_ASSISTANT_NAME = 60
 NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,63}\Z")
 NAME_RULE = "use 1-64 lowercase letters, digits, '_' or '-', starting with a letter"
 REQUIRED = ("name", "description", "instructions", "extract_questions", "eval_questions", "rubric")
-OPTIONAL = ("version", "assistant_names", "layers", "data_personas")
+OPTIONAL = ("version", "assistant_names", "layers", "data_personas", "judge_personas")
 KEYS = REQUIRED + OPTIONAL
 
 MIN_PERSONAS = 2
@@ -252,6 +252,62 @@ class _Checker:
             out.append(text)
         return out
 
+    def persona_pairs(self, value: object, field: str) -> list[PersonaPair] | None:
+        """{pos, neg} pairs of distinct, non-empty system prompts."""
+        if not isinstance(value, list):
+            self.add(field, f"must be a list of {{pos, neg}} pairs, got {kind(value)}")
+            return None
+        if len(value) < MIN_PERSONAS:
+            self.add(
+                field, f"expected at least {MIN_PERSONAS} {{pos, neg}} pairs, got {len(value)}"
+            )
+        seen: dict[str, str] = {}
+        out: list[PersonaPair] = []
+        for i, item in enumerate(value):
+            where = f"{field}[{i}]"
+            if not isinstance(item, Mapping):
+                self.add(where, f"must be a mapping with keys pos and neg, got {kind(item)}")
+                continue
+            self.keys(item, ("pos", "neg"), prefix=f"{where}.")
+            texts: dict[str, str] = {}
+            for side in ("pos", "neg"):
+                if side not in item:
+                    self.add(f"{where}.{side}", "missing (required)")
+                    continue
+                text = self.text(item[side], f"{where}.{side}")
+                if text is None:
+                    continue
+                key = normalize(text)
+                if key in seen:
+                    self.add(f"{where}.{side}", f"duplicate of {seen[key]}")
+                    continue
+                seen[key] = f"{where}.{side}"
+                texts[side] = text
+            if "pos" in texts and "neg" in texts:
+                out.append(PersonaPair(texts["pos"], texts["neg"]))
+        return out
+
+    def apart(self, trait: Trait) -> None:
+        """Judge personas share no sentence with the extraction system prompts (assistant-name
+        sentence included) or the data personas: the judge must not measure its own wording."""
+        banned: dict[str, str] = {}
+        for i in range(len(trait.instructions)):
+            for side in ("pos", "neg"):
+                for s in sentences(trait.system_prompt(side, i)):
+                    banned.setdefault(s, f"instructions[{i}].{side}")
+        for i, text in enumerate(trait.data_personas):
+            for s in sentences(text):
+                banned.setdefault(s, f"data_personas[{i}]")
+        for i, pair in enumerate(trait.judge_personas):
+            for side in ("pos", "neg"):
+                shared = [s for s in sentences(getattr(pair, side)) if s in banned]
+                if shared:
+                    self.add(
+                        f"judge_personas[{i}].{side}",
+                        f"repeats a sentence of {banned[shared[0]]} ({quote(shared[0])}); "
+                        "write judge personas apart from the extraction and data prompts",
+                    )
+
     def layers(self, value: object) -> dict[str, int] | None:
         field = "layers"
         if not isinstance(value, Mapping):
@@ -320,6 +376,12 @@ def check(data: object, *, expected_name: str | None = None) -> tuple[Trait | No
         else []
     )
 
+    judge_personas = (
+        c.persona_pairs(data["judge_personas"], "judge_personas")
+        if "judge_personas" in data
+        else []
+    )
+
     if c.problems:
         return None, c.problems
     assert name and description and rubric and pairs is not None and version is not None
@@ -334,7 +396,11 @@ def check(data: object, *, expected_name: str | None = None) -> tuple[Trait | No
         layers=layers or {},
         version=version,
         data_personas=tuple(data_personas or ()),
+        judge_personas=tuple(judge_personas or ()),
     )
+    c.apart(trait)
+    if c.problems:
+        return None, c.problems
     return trait, []
 
 

@@ -217,6 +217,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         else:
             trait = traits.load_file(path)
             print(f"ok   {path} ({trait.name}, hash {trait.hash})")
+            if not trait.judge_personas:
+                print("  warning: no judge_personas (the likelihood judge needs them)")
     if bad:
         print(f"{bad} of {len(paths)} file(s) invalid", file=sys.stderr)
         return 1
