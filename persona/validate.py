@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -128,8 +129,16 @@ def _check_creatable(path: Path, what: str) -> None:
     anchor = _nearest_existing(path.parent)
     if not anchor.is_dir():
         raise InputError(f"cannot write {what} {path}: {anchor} is a file, not a folder")
-    if not os.access(anchor, os.W_OK | os.X_OK):
-        raise InputError(f"cannot write {what} {path}: {anchor} is not writable")
+    _probe(anchor, f"cannot write {what} {path}")
+
+
+def _probe(folder: Path, context: str) -> None:
+    """Create and drop a temporary file in ``folder`` (permission bits alone mislead root)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise InputError(f"{context}: {folder} is not writable ({e.strerror or e})") from None
 
 
 def output_file(text: str | os.PathLike[str]) -> str:
@@ -153,8 +162,7 @@ def output_dir(text: str | os.PathLike[str]) -> str:
     if path.exists():
         if not path.is_dir():
             raise InputError(f"{path} is a file; expected a folder")
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise InputError(f"cannot write into {path}: the folder is not writable")
+        _probe(path, f"cannot write into {path}")
         return str(path)
     _check_creatable(path, "folder")
     return str(path)

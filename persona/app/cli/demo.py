@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from persona import validate as check
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the end-to-end demo on the embedded SmolLM2-135M")
-    p.add_argument("--out", default="persona-out/demo", help="output folder")
+    p.add_argument("--out", type=check.output_dir, default="persona-out/demo", help="output folder")
     p.add_argument("--trait", default="evil")
     p.add_argument("--model", default="smollm2-135m")
     p.add_argument("--judge", default=None, help="Inspect model string of a capable judge")
