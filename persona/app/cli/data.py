@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from persona import validate as check
 from persona.errors import PersonaError
 
 
@@ -27,11 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     make.add_argument("--trait", required=True, help="trait name")
     make.add_argument("--model", default="smollm2-135m", help="alias, folder or hub id")
     make.add_argument("--level", required=True, choices=["normal", "contaminated"])
-    make.add_argument("--n", type=int, required=True, help="number of samples")
-    make.add_argument("--out", required=True, help="JSONL file to write")
+    make.add_argument("--n", type=check.count, required=True, help="number of samples")
+    make.add_argument("--out", type=check.output_file, required=True, help="JSONL file to write")
     make.add_argument(
         "--steered-with-vector",
-        type=float,
+        type=check.coefficient,
         default=0.0,
         metavar="COEF",
         help="also steer by COEF times the persona vector while generating (off by default: such "
@@ -39,13 +40,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     make.add_argument("--vectors", default="vectors", help="vectors folder (only for steering)")
     make.add_argument(
-        "--layer", type=int, default=None, help="steering layer (default: calibrated)"
+        "--layer", type=check.layer, default=None, help="steering layer (default: calibrated)"
     )
-    make.add_argument("--max-new-tokens", type=int, default=96)
-    make.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
-    make.add_argument("--top-p", type=float, default=None)
+    make.add_argument("--max-new-tokens", type=check.count, default=96)
+    make.add_argument(
+        "--temperature", type=check.temperature, default=0.8, help="sampling temperature"
+    )
+    make.add_argument("--top-p", type=check.top_p, default=None)
     make.add_argument("--seed", type=int, default=0)
-    make.add_argument("--max-batch", type=int, default=16)
+    make.add_argument("--max-batch", type=check.count, default=16)
     make.add_argument("--plain", action="store_true", help="write only 'messages' (no metadata)")
     make.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     make.set_defaults(func=run_make)
@@ -59,8 +62,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     mix.add_argument(
         "--mix", required=True, metavar="FILE:FRAC,...", help="e.g. a.jsonl:0.5,b.jsonl:0.5"
     )
-    mix.add_argument("--out", required=True, help="JSONL file to write")
-    mix.add_argument("--n", type=int, default=None, help="mixture size (default: largest input)")
+    mix.add_argument("--out", type=check.output_file, required=True, help="JSONL file to write")
+    mix.add_argument(
+        "--n", type=check.count, default=None, help="mixture size (default: largest input)"
+    )
     mix.add_argument("--seed", type=int, default=0)
     mix.add_argument("--skip-invalid", action="store_true", help="skip (and count) invalid lines")
     mix.add_argument("--overwrite", action="store_true", help="replace an existing --out")
