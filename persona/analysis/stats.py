@@ -32,6 +32,11 @@ class Estimate:
     n: int
     reason: str | None = None
 
+    def columns(self, name: str, value: str = "") -> dict[str, float | None]:
+        """Table cells: ``value`` (default ``name``), ``name_ci_lo`` and ``name_ci_hi``."""
+        lo, hi = self.ci if self.ci else (None, None)
+        return {value or name: self.value, f"{name}_ci_lo": lo, f"{name}_ci_hi": hi}
+
 
 @dataclass(frozen=True)
 class Correlation:

@@ -41,29 +41,25 @@ CHECKPOINT_COLUMNS = [
 ]
 
 
-def _put(rec: dict, name: str, est: stats.Estimate) -> None:
-    rec[name] = est.value
-    rec[f"{name}_ci_lo"] = est.ci[0] if est.ci else None
-    rec[f"{name}_ci_hi"] = est.ci[1] if est.ci else None
+_CHANGES = {f"shift_{k}": c for k, c in SHIFT_KINDS.items()} | {
+    f"{key}_delta": col for key, col in SCORE_COLUMNS.items()
+}
+"""Table name of each change vs base -> its canonical column."""
 
 
 def _base_record(rec: dict) -> None:
-    for kind in SHIFT_KINDS:
-        _put(rec, f"shift_{kind}", stats.Estimate(None, None, 0, "base"))
-    for key in ("trait", "coherence"):
-        _put(rec, f"{key}_delta", stats.Estimate(None, None, 0, "base"))
+    for name in _CHANGES:
+        rec.update(stats.Estimate(None, None, 0, "base").columns(name))
     rec["pairing"] = "base"
 
 
 def _candidate_record(rec: dict, sel: compare.Selection, boot: dict) -> None:
     pairings = set()
-    columns = {f"shift_{k}": c for k, c in SHIFT_KINDS.items()}
-    columns |= {f"{key}_delta": SCORE_COLUMNS[key] for key in ("trait", "coherence")}
-    for name, column in columns.items():
+    for name, column in _CHANGES.items():
         diff = compare.difference(sel.candidate, sel.base, column, **boot)
         if diff.pairing != "none":
             pairings.add(diff.pairing)
-        _put(rec, name, diff.estimate)
+        rec.update(diff.estimate.columns(name))
     rec["pairing"] = ", ".join(sorted(pairings)) or "n/a"
 
 
@@ -90,12 +86,9 @@ def checkpoint_table(
             rec: dict = {"checkpoint": ck, "trait": trait, "is_base": is_base}
             rec["n"] = int(ck_rows["unit"].nunique())
             rec["n_samples"] = len(ck_rows)
-            for key in ("trait", "coherence"):
-                means = compare.unit_means(ck_rows, SCORE_COLUMNS[key]).to_numpy()
-                est = stats.mean_ci(means, **boot)
-                rec[f"{key}_mean"] = est.value
-                rec[f"{key}_ci_lo"] = est.ci[0] if est.ci else None
-                rec[f"{key}_ci_hi"] = est.ci[1] if est.ci else None
+            for key, column in SCORE_COLUMNS.items():
+                means = compare.unit_means(ck_rows, column).to_numpy()
+                rec.update(stats.mean_ci(means, **boot).columns(key, f"{key}_mean"))
             if is_base:
                 _base_record(rec)
             else:

@@ -76,6 +76,18 @@ def corr_cell(r: object, lo: object, hi: object, n: object, note: object) -> str
     return with_ci(r, lo, hi, 2)
 
 
+def ci_column(frame: pd.DataFrame, name: str, digits: int = 3, value: str = "") -> list[str]:
+    """'value [lo, hi]' cells from ``value`` (default ``name``) and ``name_ci_lo``/``_ci_hi``."""
+    cols = (frame[value or name], frame[f"{name}_ci_lo"], frame[f"{name}_ci_hi"])
+    return [with_ci(v, lo, hi, digits) for v, lo, hi in zip(*cols, strict=True)]
+
+
+def corr_column(frame: pd.DataFrame, prefix: str, r: str = "") -> list[str]:
+    """Correlation cells from ``r`` (default ``prefix_r``), its CI columns, ``n`` and ``note``."""
+    cols = (frame[r or f"{prefix}_r"], frame[f"{prefix}_ci_lo"], frame[f"{prefix}_ci_hi"])
+    return [corr_cell(*x) for x in zip(*cols, frame["n"], frame["note"], strict=True)]
+
+
 def slug(name: str) -> str:
     """A file-name-safe version of a trait or checkpoint name."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "x"
@@ -99,49 +111,12 @@ def _checkpoint_section(rep: Report, images: dict[str, bytes]) -> Section:
             "checkpoint": t["checkpoint"] + t["is_base"].map(lambda b: " (base)" if b else ""),
             "trait": t["trait"],
             "n questions": t["n"].astype(int).astype(str),
-            "shift prompt-last": [
-                with_ci(*x)
-                for x in zip(
-                    t["shift_prompt_last"],
-                    t["shift_prompt_last_ci_lo"],
-                    t["shift_prompt_last_ci_hi"],
-                    strict=True,
-                )
-            ],
-            "shift response": [
-                with_ci(*x)
-                for x in zip(
-                    t["shift_response"],
-                    t["shift_response_ci_lo"],
-                    t["shift_response_ci_hi"],
-                    strict=True,
-                )
-            ],
-            "trait score": [
-                with_ci(*x, 1)
-                for x in zip(t["trait_mean"], t["trait_ci_lo"], t["trait_ci_hi"], strict=True)
-            ],
-            "trait change": [
-                with_ci(*x, 1)
-                for x in zip(
-                    t["trait_delta"], t["trait_delta_ci_lo"], t["trait_delta_ci_hi"], strict=True
-                )
-            ],
-            "coherence": [
-                with_ci(*x, 1)
-                for x in zip(
-                    t["coherence_mean"], t["coherence_ci_lo"], t["coherence_ci_hi"], strict=True
-                )
-            ],
-            "coherence change": [
-                with_ci(*x, 1)
-                for x in zip(
-                    t["coherence_delta"],
-                    t["coherence_delta_ci_lo"],
-                    t["coherence_delta_ci_hi"],
-                    strict=True,
-                )
-            ],
+            "shift prompt-last": ci_column(t, "shift_prompt_last"),
+            "shift response": ci_column(t, "shift_response"),
+            "trait score": ci_column(t, "trait", 1, "trait_mean"),
+            "trait change": ci_column(t, "trait_delta", 1),
+            "coherence": ci_column(t, "coherence", 1, "coherence_mean"),
+            "coherence change": ci_column(t, "coherence_delta", 1),
             "pairing": t["pairing"],
             "judge": [
                 (j or NA) + (" (SELF-JUDGED)" if s is True else "")
@@ -178,29 +153,9 @@ def _correlation_section(rep: Report, images: dict[str, bytes]) -> Section:
             "trait": c["trait"],
             "shift": c["shift"],
             "n checkpoints": c["n"].astype(int).astype(str),
-            "Pearson r [CI]": [
-                corr_cell(*x)
-                for x in zip(
-                    c["pearson_r"],
-                    c["pearson_ci_lo"],
-                    c["pearson_ci_hi"],
-                    c["n"],
-                    c["note"],
-                    strict=True,
-                )
-            ],
+            "Pearson r [CI]": corr_column(c, "pearson"),
             "Pearson p": c["pearson_p"].map(pval),
-            "Spearman rho [CI]": [
-                corr_cell(*x)
-                for x in zip(
-                    c["spearman_r"],
-                    c["spearman_ci_lo"],
-                    c["spearman_ci_hi"],
-                    c["n"],
-                    c["note"],
-                    strict=True,
-                )
-            ],
+            "Spearman rho [CI]": corr_column(c, "spearman"),
             "Spearman p": c["spearman_p"].map(pval),
         }
     )
@@ -244,10 +199,6 @@ def _monitoring_section(rep: Report, images: dict[str, bytes]) -> Section:
         sec.notes.append("the logs hold no trait with varied unsteered conditions and projections")
         return sec
 
-    def cell(prefix: str, r: str) -> list[str]:
-        cols = (m[r], m[f"{prefix}_ci_lo"], m[f"{prefix}_ci_hi"], m["n"], m["note"])
-        return [corr_cell(*x) for x in zip(*cols, strict=True)]
-
     disp = pd.DataFrame(
         {
             "trait": m["trait"],
@@ -258,9 +209,9 @@ def _monitoring_section(rep: Report, images: dict[str, bytes]) -> Section:
             "n (condition x question)": m["n"].astype(int).astype(str),
             "questions": m["n_questions"].astype(int).astype(str),
             "rollouts/point": m["rollouts"].map(lambda v: num(v, 1)),
-            "overall r [CI]": cell("pearson", "pearson_r"),
+            "overall r [CI]": corr_column(m, "pearson"),
             "p": m["pearson_p"].map(pval),
-            "within-condition r [CI]": cell("within", "within_condition_r"),
+            "within-condition r [CI]": corr_column(m, "within", "within_condition_r"),
             "paper r / within": [
                 NA if _f(a) is None else f"{a:.3f} / {b:.3f}"
                 for a, b in zip(m["paper_r"], m["paper_within_r"], strict=True)
@@ -324,16 +275,8 @@ def _steering_section(rep: Report, images: dict[str, bytes]) -> Section:
             "layer": s["layer"].astype(str),
             "coef": s["coef"].map(lambda v: num(v, 2)),
             "n": s["n"].map(lambda v: num(v, 0)),
-            "trait score": [
-                with_ci(*x, 1)
-                for x in zip(s["trait_mean"], s["trait_ci_lo"], s["trait_ci_hi"], strict=True)
-            ],
-            "coherence": [
-                with_ci(*x, 1)
-                for x in zip(
-                    s["coherence_mean"], s["coherence_ci_lo"], s["coherence_ci_hi"], strict=True
-                )
-            ],
+            "trait score": ci_column(s, "trait", 1, "trait_mean"),
+            "coherence": ci_column(s, "coherence", 1, "coherence_mean"),
             "judge": s["judge"].map(lambda v: v or NA),
         }
     )

@@ -80,9 +80,7 @@ def steering_table(
                 for key in ("trait", "coherence"):
                     means = unit_means(gc, key, unit="question_id").to_numpy()
                     est = stats.mean_ci(means, n_boot=n_boot, seed=seed)
-                    rec[f"{key}_mean"] = est.value
-                    rec[f"{key}_ci_lo"] = est.ci[0] if est.ci else None
-                    rec[f"{key}_ci_hi"] = est.ci[1] if est.ci else None
+                    rec.update(est.columns(key, f"{key}_mean"))
                 rec["judge"] = judge_of(gc)[0]
                 records.append(rec)
     out = pd.DataFrame.from_records(records, columns=STEERING_COLUMNS)
