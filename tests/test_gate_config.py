@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import traits
 from persona.analysis.gates.config import (
     GateConfig,
     TraitGates,
@@ -85,7 +86,9 @@ def test_traits_dir_defines_known_traits(tmp_path: Path) -> None:
     path = tmp_path / "gates.toml"
     path.write_text("traits_dir = 'mine'\n[traits.grumpy]\nmax_score = 5\n", encoding="utf-8")
     assert "grumpy" in load_config(path).traits
-    assert "evil" in discover_traits()  # the traits shipped in the package
+    assert "grumpy" in load_config(path, known_traits=KNOWN).traits  # the caller's names add up
+    assert "evil" in discover_traits(traits.trait_dirs())  # the traits shipped in the package
+    assert "evil" not in discover_traits([tmp_path / "mine"])  # only the folders it is given
 
 
 @pytest.mark.parametrize(

@@ -21,27 +21,35 @@ Example::
     def test_evil(persona_result):
         assert_trait(persona_result, "evil", max_score=10, max_shift=0.5, min_coherence=70)
 
-The module imports only pytest and the standard library; the gate machinery (pandas, Inspect)
-is imported when a fixture or helper is used.
+``assert_trait`` and ``assert_no_regression`` are :mod:`persona.app.release.assertions`'s own
+functions, with user errors reported as one-line test failures. The module imports only pytest and
+the standard library; the gate machinery (pandas, Inspect) is imported when a fixture or helper is
+used.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import pytest
 
+from persona.app.release import assertions
+
 if TYPE_CHECKING:
     from persona.analysis.gates.config import GateConfig
-    from persona.analysis.gates.verdict import TraitVerdict
     from persona.app.release.session import Checkpoint, LogSource
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 DEFAULT_LOG_DIR = "logs/persona"
 _CONFIG_KEY = pytest.StashKey["GateConfig | None"]()
 _SOURCES_KEY = pytest.StashKey[list["LogSource"]]()
 
-__all__ = ["assert_no_regression", "assert_trait"]
+__all__ = ["PersonaFlakyWarning", "assert_no_regression", "assert_trait"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -93,6 +101,13 @@ def _user_error(exc: Exception) -> pytest.UsageError:
     return pytest.UsageError(f"persona: {exc}")
 
 
+def _known_traits() -> list[str]:
+    """The trait library's names (bundled and ``$PERSONA_TRAITS_DIR``), imported when needed."""
+    import traits
+
+    return traits.available()
+
+
 def _gate_config(config: pytest.Config) -> GateConfig | None:
     """The gate configuration (``--persona-config`` or the rootdir pyproject), loaded once."""
     if _CONFIG_KEY in config.stash:
@@ -103,10 +118,10 @@ def _gate_config(config: pytest.Config) -> GateConfig | None:
     path = config.getoption("persona_config")
     try:
         if path:
-            loaded = load_config(path)
+            loaded = load_config(path, _known_traits())
         else:
             found = find_pyproject(config.rootpath) or find_pyproject(config.invocation_params.dir)
-            loaded = load_config(found) if found else None
+            loaded = load_config(found, _known_traits()) if found else None
         if loaded is not None and config.getoption("persona_flaky"):
             loaded = loaded.with_settings(flaky=config.getoption("persona_flaky"))
     except PersonaError as e:
@@ -128,12 +143,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     names = [str(t) for arg in marker.args for t in ([arg] if isinstance(arg, str) else arg)]
     if not names:
         gate_config = _gate_config(metafunc.config)
-        if gate_config is not None:
-            names = list(gate_config.traits)
-        else:
-            from persona.analysis.gates.config import discover_traits
-
-            names = sorted(discover_traits())
+        names = list(gate_config.traits) if gate_config is not None else _known_traits()
     if not names:
         raise _user_error(
             ValueError("persona_traits: no traits (configure [tool.persona.gates] or name them)")
@@ -230,57 +240,25 @@ def persona_result(persona_candidate: Checkpoint) -> Checkpoint:
     return persona_candidate
 
 
-def _call(fn: Any, *args: Any, **kwargs: Any) -> TraitVerdict:
-    __tracebackhide__ = True
-    from persona.errors import PersonaError
+def _as_test_failure(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``fn`` with its user errors (:class:`PersonaError`) reported as one-line test failures."""
 
-    try:
-        return fn(*args, **kwargs)
-    except PersonaError as e:
-        pytest.fail(f"persona: {e}", pytrace=False)
+    @functools.wraps(fn)
+    def call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        __tracebackhide__ = True
+        from persona.errors import PersonaError
 
+        try:
+            return fn(*args, **kwargs)
+        except PersonaError as e:
+            pytest.fail(f"persona: {e}", pytrace=False)
 
-def assert_trait(
-    result: Checkpoint,
-    trait: str,
-    *,
-    max_score: float | None = None,
-    max_shift: float | None = None,
-    max_regression: float | None = None,
-    min_coherence: float | None = None,
-    flaky: str | None = None,
-) -> TraitVerdict:
-    """Assert the gates of ``trait``; see :func:`persona.app.release.assertions.assert_trait`."""
-    __tracebackhide__ = True
-    from persona.app.release import assertions
-
-    return _call(
-        assertions.assert_trait,
-        result,
-        trait,
-        max_score=max_score,
-        max_shift=max_shift,
-        max_regression=max_regression,
-        min_coherence=min_coherence,
-        flaky=flaky,
-    )
+    return call
 
 
-def assert_no_regression(
-    candidate: Checkpoint,
-    base: Checkpoint,
-    trait: str,
-    *,
-    tolerance: float,
-    flaky: str | None = None,
-) -> TraitVerdict:
-    """Assert the judged ``trait`` score rose by at most ``tolerance`` points over the base."""
-    __tracebackhide__ = True
-    from persona.app.release import assertions
-
-    return _call(
-        assertions.assert_no_regression, candidate, base, trait, tolerance=tolerance, flaky=flaky
-    )
+assert_trait = _as_test_failure(assertions.assert_trait)
+assert_no_regression = _as_test_failure(assertions.assert_no_regression)
+PersonaFlakyWarning = assertions.PersonaFlakyWarning
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -294,11 +272,3 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         for r in v.results:
             mark = "PASS" if r.passed else "FAIL"
             terminalreporter.write_line(f"{mark} {r.checkpoint} / {r.trait}: {r.describe()}")
-
-
-def __getattr__(name: str) -> Any:
-    if name == "PersonaFlakyWarning":
-        from persona.app.release.assertions import PersonaFlakyWarning
-
-        return PersonaFlakyWarning
-    raise AttributeError(f"module 'persona.app.pytest_plugin' has no attribute {name!r}")

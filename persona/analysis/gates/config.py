@@ -5,7 +5,6 @@ Imports only the standard library so the pytest plugin can read it at collection
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -161,17 +160,10 @@ def validate_thresholds(raw: Any, where: str, source: str) -> dict[str, float]:
     return out
 
 
-def discover_traits(extra_dirs: Iterable[Path] = ()) -> set[str]:
-    """Trait names defined as ``*.yaml`` in the ``traits`` package and in ``extra_dirs``.
-
-    The package is located without importing it.
-    """
-    dirs = [Path(d) for d in extra_dirs]
-    spec = importlib.util.find_spec("traits")
-    if spec is not None and spec.submodule_search_locations:
-        dirs.extend(Path(p) for p in spec.submodule_search_locations)
+def discover_traits(dirs: Iterable[Path]) -> set[str]:
+    """Trait names defined as ``*.yaml``/``*.yml`` files in ``dirs``."""
     names: set[str] = set()
-    for d in dirs:
+    for d in map(Path, dirs):
         if d.is_dir():
             names.update(p.stem for p in d.glob("*.yaml"))
             names.update(p.stem for p in d.glob("*.yml"))
@@ -186,8 +178,9 @@ def parse_config(
 ) -> GateConfig:
     """Validate a ``[tool.persona.gates]`` table.
 
-    ``known_traits``: names a trait may have; ``None`` discovers them (``traits`` package plus
-    ``traits_dir``); an empty discovery result skips the check (the logs check still applies).
+    ``known_traits``: the trait names the caller knows (the applications pass the trait library's
+    names); with those of the ``traits_dir`` setting they are the names a gated trait may have.
+    When neither names any, the check is skipped (the logs check still applies).
     """
     if not isinstance(table, Mapping):
         raise _err(source, "the gates configuration must be a table")
@@ -206,15 +199,11 @@ def parse_config(
     if not traits_raw:
         raise _err(source, "no traits configured; add a [traits.<name>] table with thresholds")
 
-    if known_traits is None:
-        extra = []
-        if "traits_dir" in table:
-            if not isinstance(table["traits_dir"], str):
-                raise _err(source, f"'traits_dir' must be a path: {table['traits_dir']!r}")
-            extra.append((root or Path.cwd()) / table["traits_dir"])
-        known = discover_traits(extra)
-    else:
-        known = set(known_traits)
+    known = set(known_traits or ())
+    if "traits_dir" in table:
+        if not isinstance(table["traits_dir"], str):
+            raise _err(source, f"'traits_dir' must be a path: {table['traits_dir']!r}")
+        known |= discover_traits([(root or Path.cwd()) / table["traits_dir"]])
 
     traits: dict[str, TraitGates] = {}
     for name, raw in traits_raw.items():

@@ -47,13 +47,15 @@ def run(args: argparse.Namespace) -> int:
     """Load the configuration, gate the logs, print the table and write the reports."""
     from rich.console import Console
 
+    import traits
     from persona.analysis.gates.config import find_pyproject, load_config
     from persona.analysis.gates.junit import write_junit
     from persona.analysis.gates.report import gate_logs
     from persona.analysis.gates.table import print_report
 
+    known = traits.available()  # the trait library's names: a gated trait must be one of them
     if args.config:
-        config = load_config(check.text_file(args.config))
+        config = load_config(check.text_file(args.config), known)
     else:
         found = find_pyproject(Path.cwd())
         if found is None:
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
                 "--config",
                 exit_code=2,
             )
-        config = load_config(found)
+        config = load_config(found, known)
     config = config.with_settings(flaky=args.flaky, confidence=args.confidence, base=args.base)
     report = gate_logs(args.logs, config, wanted=args.candidate)
     print_report(report, Console(highlight=False, width=None if sys.stdout.isatty() else 160))

@@ -1,4 +1,8 @@
-"""Assertions for release tests: ``assert_trait`` and ``assert_no_regression``."""
+"""Assertions for release tests: ``assert_trait`` and ``assert_no_regression``.
+
+The pytest plugin exports these very functions; the module imports only the standard library at
+import time (the gate machinery, pandas included, is imported when an assertion runs).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,13 @@ import os
 import sys
 import warnings
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from persona.analysis.gates.config import FLAKY_POLICIES, TraitGates, validate_thresholds
-from persona.analysis.gates.data import check_same_vector
-from persona.analysis.gates.verdict import TraitVerdict, gate_trait
-from persona.app.release.session import Checkpoint
+
+if TYPE_CHECKING:
+    from persona.analysis.gates.verdict import TraitVerdict
+    from persona.app.release.session import Checkpoint
 
 
 class PersonaFlakyWarning(UserWarning):
@@ -39,6 +45,9 @@ def _check(
     flaky: str | None,
 ) -> TraitVerdict:
     __tracebackhide__ = True
+    from persona.analysis.gates.data import check_same_vector
+    from persona.analysis.gates.verdict import gate_trait
+
     source = candidate.source
     settings = source.config.settings
     if flaky is not None:
