@@ -33,9 +33,15 @@ class Estimate:
     reason: str | None = None
 
     def columns(self, name: str, value: str = "") -> dict[str, float | None]:
-        """Table cells: ``value`` (default ``name``), ``name_ci_lo`` and ``name_ci_hi``."""
+        """Table cells named by :func:`ci_columns`: the value, then the CI bounds."""
         lo, hi = self.ci if self.ci else (None, None)
-        return {value or name: self.value, f"{name}_ci_lo": lo, f"{name}_ci_hi": hi}
+        return dict(zip(ci_columns(name, value), (self.value, lo, hi), strict=True))
+
+
+def ci_columns(name: str, value: str = "") -> list[str]:
+    """Column names of an estimate in a table: ``value`` (default ``name``), ``name_ci_lo``,
+    ``name_ci_hi``."""
+    return [value or name, f"{name}_ci_lo", f"{name}_ci_hi"]
 
 
 @dataclass(frozen=True)

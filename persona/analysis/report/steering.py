@@ -18,12 +18,8 @@ STEERING_COLUMNS = [
     "layer",
     "coef",
     "n",
-    "trait_mean",
-    "trait_ci_lo",
-    "trait_ci_hi",
-    "coherence_mean",
-    "coherence_ci_lo",
-    "coherence_ci_hi",
+    *stats.ci_columns("trait", "trait_mean"),
+    *stats.ci_columns("coherence", "coherence_mean"),
     "judge",
 ]
 OPERATING_COLUMNS = ["trait", "checkpoint", "layer", "coef", "trait_mean", "coherence_mean", "note"]

@@ -34,21 +34,23 @@ def _ci(row: pd.Series, name: str) -> list[float] | None:
     return None if lo is None or hi is None else [lo, hi]
 
 
+_ESTIMATES = (
+    ("trait", "trait_mean"),
+    ("coherence", "coherence_mean"),
+    ("shift_prompt_last", "shift_prompt_last"),
+    ("shift_response", "shift_response"),
+    ("trait_delta", "trait_delta"),
+    ("coherence_delta", "coherence_delta"),
+)
+"""(CI name, value column) of each estimate of a checkpoint-table row."""
+
+
 def _checkpoint(row: pd.Series) -> dict[str, Any]:
-    return {
-        "n": _int(row["n"]),
-        "trait_mean": _v(row["trait_mean"]),
-        "trait_ci": _ci(row, "trait"),
-        "coherence_mean": _v(row["coherence_mean"]),
-        "coherence_ci": _ci(row, "coherence"),
-        "shift_prompt_last": _v(row["shift_prompt_last"]),
-        "shift_prompt_last_ci": _ci(row, "shift_prompt_last"),
-        "shift_response": _v(row["shift_response"]),
-        "shift_response_ci": _ci(row, "shift_response"),
-        "trait_delta": _v(row["trait_delta"]),
-        "trait_delta_ci": _ci(row, "trait_delta"),
-        "coherence_delta": _v(row["coherence_delta"]),
-        "coherence_delta_ci": _ci(row, "coherence_delta"),
+    out: dict[str, Any] = {"n": _int(row["n"])}
+    for name, value in _ESTIMATES:
+        out[value] = _v(row[value])
+        out[f"{name}_ci"] = _ci(row, name)
+    return out | {
         "judge": _v(row["judge"]),
         "judge_is_subject": _v(row["judge_is_subject"]),
         "is_base": bool(row["is_base"]),
