@@ -120,7 +120,7 @@ def load_chat_jsonl(path: str | Path, *, skip_invalid: bool = False) -> ChatData
     with open(path, "rb") as f:
         for n, raw in _bounded_lines(f):
             if raw is None:
-                bad.append((n, f"longer than {MAX_LINE_BYTES >> 20} MiB"))
+                bad.append((n, f"longer than {MAX_LINE_BYTES} bytes"))
                 continue
             try:
                 line = raw.decode("utf-8")
