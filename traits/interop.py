@@ -31,6 +31,8 @@ META_FIELDS = (
     "layers",
     "data_personas",
     "judge_personas",
+    "graded_prompts",
+    "monitor_exemplars",
 )
 EXTRACT_DIR = "trait_data_extract"
 EVAL_DIR = "trait_data_eval"

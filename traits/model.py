@@ -74,6 +74,14 @@ class PersonaPair:
 
 
 @dataclass(frozen=True)
+class Exemplar:
+    """An earlier user/assistant turn of a many-shot monitor prompt; the reply shows the trait."""
+
+    user: str
+    assistant: str
+
+
+@dataclass(frozen=True)
 class AssistantNames:
     """Adjectives used in "You are a/an {name} assistant." for each polarity."""
 
@@ -102,6 +110,10 @@ class Trait:
     # Persona pairs of the likelihood judge (``persona judge``); written apart from
     # ``instructions`` (no shared sentence, validated). Not in the hash, as data_personas.
     judge_personas: tuple[PersonaPair, ...] = ()
+    # Monitoring (``evals/monitor.py``): eight system prompts graded from trait-suppressing (0) to
+    # trait-promoting (7), and turns that show the trait for many-shot prompts. Not in the hash.
+    graded_prompts: tuple[str, ...] = ()
+    monitor_exemplars: tuple[Exemplar, ...] = ()
 
     def __post_init__(self) -> None:
         # Freeze containers so that a Trait can be shared safely between tasks and threads.
@@ -114,6 +126,8 @@ class Trait:
         set_(self, "layers", MappingProxyType(dict(self.layers)))
         set_(self, "data_personas", tuple(self.data_personas))
         set_(self, "judge_personas", tuple(self.judge_personas))
+        set_(self, "graded_prompts", tuple(self.graded_prompts))
+        set_(self, "monitor_exemplars", tuple(self.monitor_exemplars))
 
     def __hash__(self) -> int:
         return hash(self.hash)
@@ -176,6 +190,17 @@ class Trait:
             )
         return self.judge_personas
 
+    def need_monitoring(self) -> tuple[tuple[str, ...], tuple[Exemplar, ...]]:
+        """Graded prompts and many-shot exemplars, or a one-line error naming the missing field."""
+        for field_name in ("graded_prompts", "monitor_exemplars"):
+            if not getattr(self, field_name):
+                where = f" in {self.path}" if self.path else ""
+                raise TraitError(
+                    f"trait {self.name!r} has no {field_name}{where}: the monitor task needs "
+                    "graded_prompts and monitor_exemplars (see docs/traits.md)"
+                )
+        return self.graded_prompts, self.monitor_exemplars
+
     def judge_prompt(self, question: str, answer: str) -> str:
         """The rubric with the question and answer filled in, in one pass.
 
@@ -212,4 +237,10 @@ class Trait:
             data["data_personas"] = list(self.data_personas)
         if self.judge_personas:
             data["judge_personas"] = [{"pos": p.pos, "neg": p.neg} for p in self.judge_personas]
+        if self.graded_prompts:
+            data["graded_prompts"] = list(self.graded_prompts)
+        if self.monitor_exemplars:
+            data["monitor_exemplars"] = [
+                {"user": e.user, "assistant": e.assistant} for e in self.monitor_exemplars
+            ]
         return data

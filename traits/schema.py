@@ -6,13 +6,22 @@ reported in one go. Nothing here trusts the shape of the input.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from traits.model import AssistantNames, InstructionPair, PersonaPair, Problem, Trait, TraitError
+from traits.model import (
+    AssistantNames,
+    Exemplar,
+    InstructionPair,
+    PersonaPair,
+    Problem,
+    Trait,
+    TraitError,
+)
 
 N_PAIRS = 5
 N_QUESTIONS = 20
@@ -21,9 +30,12 @@ NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,63}\Z")
 NAME_RULE = "use 1-64 lowercase letters, digits, '_' or '-', starting with a letter"
 REQUIRED = ("name", "description", "instructions", "extract_questions", "eval_questions", "rubric")
 OPTIONAL = ("version", "assistant_names", "layers", "data_personas", "judge_personas")
+OPTIONAL += ("graded_prompts", "monitor_exemplars")  # monitoring (evals/monitor.py)
 KEYS = REQUIRED + OPTIONAL
 
 MIN_PERSONAS = 2
+N_GRADES = 8
+MIN_EXEMPLARS = 8
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+")
 _KNOWN_PLACEHOLDER = re.compile(r"\{(?:question|answer)\}")
 _ANY_PLACEHOLDER = re.compile(r"\{([^{}\n]*)\}")
@@ -308,6 +320,68 @@ class _Checker:
                         "write judge personas apart from the extraction and data prompts",
                     )
 
+    def graded_prompts(self, value: object, trait: Trait) -> list[str]:
+        """Exactly ``N_GRADES`` distinct system prompts sharing no sentence with the extraction
+        prompts (the monitor would otherwise replay the extraction conditions)."""
+        field = "graded_prompts"
+        if not isinstance(value, list) or len(value) != N_GRADES:
+            got = f"{len(value)}" if isinstance(value, list) else kind(value)
+            self.add(field, f"expected a list of exactly {N_GRADES} system prompts, got {got}")
+            return []
+        banned = {
+            s
+            for i in range(len(trait.instructions))
+            for side in ("pos", "neg")
+            for s in sentences(trait.system_prompt(side, i))
+        }
+        seen: dict[str, int] = {}
+        out: list[str] = []
+        for i, item in enumerate(value):
+            text = self.text(item, f"{field}[{i}]")
+            if text is None:
+                continue
+            if normalize(text) in seen:
+                self.add(f"{field}[{i}]", f"duplicate of {field}[{seen[normalize(text)]}]")
+            shared = [s for s in sentences(text) if s in banned]
+            if shared:
+                self.add(
+                    f"{field}[{i}]",
+                    f"repeats a sentence of the extraction prompts ({quote(shared[0])})",
+                )
+            seen.setdefault(normalize(text), i)
+            out.append(text)
+        return out
+
+    def exemplars(self, value: object, trait: Trait) -> list[Exemplar]:
+        """At least ``MIN_EXEMPLARS`` {user, assistant} turns whose user messages are distinct and
+        not trait questions (a many-shot prompt must not contain the question it asks)."""
+        field = "monitor_exemplars"
+        if not isinstance(value, list) or len(value) < MIN_EXEMPLARS:
+            got = f"{len(value)}" if isinstance(value, list) else kind(value)
+            self.add(field, f"expected a list of at least {MIN_EXEMPLARS} turns, got {got}")
+            return []
+        questions = {normalize(q) for q in (*trait.extract_questions, *trait.eval_questions)}
+        seen: set[str] = set()
+        out: list[Exemplar] = []
+        for i, item in enumerate(value):
+            where = f"{field}[{i}]"
+            if not isinstance(item, Mapping):
+                self.add(where, f"must be a mapping with keys user and assistant, got {kind(item)}")
+                continue
+            self.keys(item, ("user", "assistant"), prefix=f"{where}.")
+            user = self.text(item.get("user"), f"{where}.user")
+            reply = self.text(item.get("assistant"), f"{where}.assistant")
+            if user is None or reply is None:
+                continue
+            key = normalize(user)
+            if key in questions:
+                self.add(f"{where}.user", "is one of the trait's questions; use another")
+            elif key in seen:
+                self.add(f"{where}.user", "duplicate user message")
+            seen.add(key)
+            out.append(Exemplar(user, reply))
+        return out
+
     def layers(self, value: object) -> dict[str, int] | None:
         field = "layers"
         if not isinstance(value, Mapping):
@@ -375,7 +449,6 @@ def check(data: object, *, expected_name: str | None = None) -> tuple[Trait | No
         if "data_personas" in data
         else []
     )
-
     judge_personas = (
         c.persona_pairs(data["judge_personas"], "judge_personas")
         if "judge_personas" in data
@@ -399,6 +472,15 @@ def check(data: object, *, expected_name: str | None = None) -> tuple[Trait | No
         judge_personas=tuple(judge_personas or ()),
     )
     c.apart(trait)
+    trait = dataclasses.replace(
+        trait,
+        graded_prompts=tuple(c.graded_prompts(data["graded_prompts"], trait))
+        if "graded_prompts" in data
+        else (),
+        monitor_exemplars=tuple(c.exemplars(data["monitor_exemplars"], trait))
+        if "monitor_exemplars" in data
+        else (),
+    )
     if c.problems:
         return None, c.problems
     return trait, []
