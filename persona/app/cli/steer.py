@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from persona import validate as check
 from persona.errors import PersonaError
 
 
@@ -11,15 +12,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("steer", help="reply to a prompt while steering with a persona vector")
     p.add_argument("prompt", help="the user message")
     p.add_argument("--model", default="smollm2-135m", help="alias, folder or hub id")
-    p.add_argument("--adapter", default=None, help="PEFT adapter folder on top of the model")
+    p.add_argument(
+        "--adapter",
+        type=check.adapter_dir,
+        default=None,
+        help="PEFT adapter folder on top of the model",
+    )
     p.add_argument("--trait", required=True, help="trait name (its vector is looked up)")
     p.add_argument("--vectors", default="vectors", help="vectors folder or a .safetensors file")
-    p.add_argument("--layer", type=int, default=None, help="layer 1..N (default: calibrated)")
-    p.add_argument("--coef", type=float, required=True, help="steering coefficient (0 = none)")
+    p.add_argument(
+        "--layer", type=check.layer, default=None, help="layer 1..N (default: calibrated)"
+    )
+    p.add_argument(
+        "--coef", type=check.coefficient, required=True, help="steering coefficient (0 = none)"
+    )
     p.add_argument("--positions", default="response", choices=["all", "prompt", "response"])
     p.add_argument("--system", default=None, help="optional system prompt")
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    p.add_argument("--max-new-tokens", type=int, default=96)
+    p.add_argument(
+        "--temperature", type=check.temperature, default=0.0, help="0 = greedy (default)"
+    )
+    p.add_argument("--max-new-tokens", type=check.count, default=96)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--compare", action="store_true", help="also print the unsteered reply")
     p.set_defaults(func=run)
