@@ -28,6 +28,7 @@ VERBS: dict[str, str] = {
     "gate": "gate",
     "demo": "demo",
     "judge": "judge",
+    "monitor": "monitor",
     "serve": "serve",
 }
 
