@@ -184,8 +184,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("out of range", ["finetune", GOOD, "--out", "a", "--device", "tpu"], "unknown device"),
     ("out of range", ["traits", "new", "x", "--description", "d", "--timeout", "0"], "range"),
     # --- missing input
-    ("missing", ["screen", "{d}/nope.jsonl", *X, "--out", "s.csv"], "not found"),
-    ("missing", ["finetune", "{d}/nope.jsonl", "--out", "a"], "not found"),
+    ("missing", ["screen", "{d}/nope.jsonl", *X, "--out", "s.csv"], "no dataset"),
+    ("missing", ["finetune", "{d}/nope.jsonl", "--out", "a"], "no dataset"),
     ("missing", ["data", "mix", "--mix", "{d}/nope.jsonl:1", "--out", "m.jsonl"], "nope.jsonl"),
     ("missing", ["extract", *X, "--from-log", "{d}/nope.eval"], "not found"),
     ("missing", ["steer", "hi", *X, "--coef", "1", "--adapter", "{d}/nope"], "no adapter"),
@@ -193,9 +193,9 @@ CASES: list[tuple[str, list[str], str]] = [
     ("missing", ["report", "{d}/nope", "--out", "r"], "nope"),
     ("missing", ["traits", "import", "{d}/nope.json", "--out-dir", "t"], "nope.json"),
     # --- empty input
-    ("empty", ["screen", "{d}/empty.jsonl", *X, "--out", "s.csv"], "empty"),
+    ("empty", ["screen", "{d}/empty.jsonl", *X, "--out", "s.csv"], "no usable"),
     ("empty", ["screen", "{d}/blank.jsonl", *X, "--out", "s.csv"], "no usable"),
-    ("empty", ["finetune", "{d}/empty.jsonl", "--out", "a"], "empty"),
+    ("empty", ["finetune", "{d}/empty.jsonl", "--out", "a"], "no usable"),
     ("empty", ["data", "mix", "--mix", "{d}/blank.jsonl:1", "--out", "m.jsonl"], "no usable"),
     ("empty", ["extract", *X, "--from-log", "{d}/empty.jsonl"], "empty"),
     ("empty", ["steer", "   ", *X, "--coef", "1"], "empty"),

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
     )
     options.check()
-    data = load_chat_jsonl(check.input_file(args.data), skip_invalid=args.skip_invalid)
+    data = load_chat_jsonl(args.data, skip_invalid=args.skip_invalid)
     if data.skipped:
         print(f"skipped {len(data.skipped)} invalid line(s) of {args.data}", file=sys.stderr)
     result = finetune(

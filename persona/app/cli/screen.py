@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.write_clean and args.threshold is None:
         raise PersonaError("--write-clean needs --threshold X (samples above X are dropped)")
-    data = load_chat_jsonl(check.input_file(args.data), skip_invalid=args.skip_invalid)
+    data = load_chat_jsonl(args.data, skip_invalid=args.skip_invalid)
     if data.skipped:
         print(f"skipped {len(data.skipped)} invalid line(s) of {args.data}", file=sys.stderr)
     trait = traits.load(args.trait)
