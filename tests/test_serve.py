@@ -300,3 +300,25 @@ def test_stream_pieces_cover_the_text():
     # a stop sequence cut the reply inside the last token: the rest is one piece
     assert pieces("Hello wo", ["Hel", "lo", " world"]) == [("Hel", [0]), ("lo", [1]), (" wo", [2])]
     assert pieces("ab", []) == [("ab", [])]
+
+
+# ---------------------------------------------------------------------------------------------
+# The embedded model
+
+
+@pytest.mark.integration
+def test_smollm2_over_http_matches_the_engine(smol):
+    backend = Backend("smollm2-135m")
+    asyncio.run(backend.load())
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    with serve_in_thread(create_app(backend)) as url:  # no key: none needed
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        assert [m.id for m in client.models.list().data] == ["smollm2-135m"]
+        kwargs = dict(model="smollm2-135m", messages=messages, temperature=0, max_tokens=24)
+        out = client.chat.completions.create(**kwargs, logprobs=True, top_logprobs=20)
+        stream = client.chat.completions.create(**kwargs, stream=True)
+        streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    reply = out.choices[0].message.content
+    assert reply == engine_reply(smol, messages, max_tokens=24)
+    assert "Paris" in reply and streamed == reply
+    assert all(len(t.top_logprobs) == 20 for t in out.choices[0].logprobs.content)

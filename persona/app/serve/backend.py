@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from inspect_ai.model import ChatMessage, GenerateConfig, ModelOutput
 
 from persona.app.serve.errors import ApiError
@@ -153,8 +154,8 @@ class Backend:
     async def _check_length(self, messages: list[ChatMessage], new_tokens: int) -> None:
         engine = await self.engine()
         chat = [{"role": m.role, "content": m.text} for m in messages]
-        try:
-            n_prompt = len(engine.render(chat))
+        try:  # tokenizing a long chat must not hold up the event loop
+            n_prompt = len(await anyio.to_thread.run_sync(engine.render, chat))
         except Exception as e:  # a chat template that rejects this conversation
             raise ApiError(
                 400, f"the model's chat template rejects these messages: {e}", param="messages"
