@@ -291,6 +291,32 @@ def test_malformed_requests_do_not_break_a_shared_batch(server, lm):
     assert post(server, GOOD).status_code == 200  # still serving
 
 
+def test_clients_hanging_up_mid_stream_do_not_stall_others(server, lm):
+    expected = engine_reply(lm, MSGS, max_tokens=4)
+
+    async def run() -> list[httpx.Response]:
+        headers = {"Authorization": f"Bearer {KEY}"}
+        async with httpx.AsyncClient(base_url=server, headers=headers, timeout=120) as c:
+
+            async def hang_up() -> None:
+                stream = {**GOOD, "stream": True, "max_tokens": 16}
+                async with c.stream("POST", "/v1/chat/completions", json=stream) as r:
+                    async for line in r.aiter_lines():
+                        assert line.startswith("data: ")
+                        break  # close the connection after the first chunk
+
+            async def good() -> httpx.Response:
+                return await c.post("/v1/chat/completions", json=GOOD)
+
+            calls = [hang_up() for _ in range(4)] + [good() for _ in range(4)]
+            return (await asyncio.wait_for(asyncio.gather(*calls), timeout=120))[4:]
+
+    answered = asyncio.run(run())
+    assert [r.status_code for r in answered] == [200] * 4
+    assert {r.json()["choices"][0]["message"]["content"] for r in answered} == {expected}
+    assert post(server, GOOD).status_code == 200
+
+
 def test_stream_pieces_cover_the_text():
     assert pieces("Hello world", ["Hel", "lo", " world"]) == [
         ("Hel", [0]),
