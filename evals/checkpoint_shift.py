@@ -48,6 +48,7 @@ def checkpoint_shift(
     vectors: str = DEFAULT_VECTORS,
     cross_traits: bool = False,
     judge: bool = True,
+    self_judge: bool = False,
     judge_mode: str = "auto",
     min_mass: float = MIN_MASS,
     max_tokens: int = DEFAULT_MAX_TOKENS,
@@ -59,8 +60,8 @@ def checkpoint_shift(
         trait: trait name or path to a trait YAML file.
         checkpoints: LoRA adapter folders of the evaluated base (``path`` or ``alias=path``,
             comma-separated); required.
-        questions, rollouts, vectors, cross_traits, judge, judge_mode, min_mass, max_tokens,
-            temperature: as in trait_eval.
+        questions, rollouts, vectors, cross_traits, judge, self_judge, judge_mode, min_mass,
+            max_tokens, temperature: as in trait_eval.
     """
     definition = load_trait(trait)
     vectors = task_path(vectors)
@@ -83,7 +84,9 @@ def checkpoint_shift(
             capture(vectors=vectors, cross_traits=cross_traits),
             persona_generate(),
         ],
-        scorer=persona_score(min_mass=min_mass, judge=judge, judge_mode=judge_mode),
+        scorer=persona_score(
+            min_mass=min_mass, judge=judge, judge_mode=judge_mode, self_judge=self_judge
+        ),
         metrics=[*PERSONA_METRICS, checkpoint_deltas()],
         config=generate_config(max_tokens, temperature),
         metadata=task_metadata(definition, checkpoints=dict(ckpts)),

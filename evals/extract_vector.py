@@ -79,6 +79,7 @@ def extract_vector(
     min_pairs: int = 10,
     write: bool = True,
     judge: bool = True,
+    self_judge: bool = False,
     judge_mode: str = "auto",
     min_mass: float = MIN_MASS,
     sidecar_dir: str | None = None,
@@ -99,6 +100,7 @@ def extract_vector(
         min_pairs: stop without writing when fewer pairs are kept.
         write: write the vector when the run ends (false: post-process later).
         judge: judge trait and coherence (false: faster, no filter possible).
+        self_judge: as in trait_eval (needed to filter without a ``judge`` role).
         judge_mode, min_mass: judge settings (see trait_eval).
         sidecar_dir: folder for the activation sidecars (default: $PERSONA_SIDECAR_DIR or
             ./persona-out/sidecars).
@@ -132,7 +134,9 @@ def extract_vector(
             capture(project=False, means=True, sidecar_dir=sidecar_dir),
             persona_generate(),
         ],
-        scorer=persona_score(min_mass=min_mass, judge=judge, judge_mode=judge_mode),
+        scorer=persona_score(
+            min_mass=min_mass, judge=judge, judge_mode=judge_mode, self_judge=self_judge
+        ),
         metrics=PERSONA_METRICS,
         config=generate_config(max_tokens, temperature),
         metadata=task_metadata(definition, **{POST_KEY: post}),

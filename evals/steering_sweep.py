@@ -61,6 +61,7 @@ def steering_sweep(
     vectors: str = DEFAULT_VECTORS,
     coherence_threshold: float | None = None,
     write: bool = True,
+    self_judge: bool = True,
     judge_mode: str = "auto",
     min_mass: float = MIN_MASS,
     max_tokens: int = 128,
@@ -80,6 +81,8 @@ def steering_sweep(
         coherence_threshold: a cell counts only if its mean coherence is >= this (default 80
             with a bound judge role, 50 when the model judges itself).
         write: record the chosen layer in the vector file when the run ends.
+        self_judge: without a ``judge`` role, let the model judge itself (default: the layer
+            choice needs coherence scores); false records the likelihood judge instead.
         judge_mode, min_mass, max_tokens, temperature: as in trait_eval.
         seed: base sampling seed (rerun with another seed to check the choice is stable).
     """
@@ -134,7 +137,12 @@ def steering_sweep(
             capture(vectors=vectors),
             persona_generate(),
         ],
-        scorer=persona_score(min_mass=min_mass, judge_mode=judge_mode),
+        scorer=persona_score(
+            min_mass=min_mass,
+            judge_mode=judge_mode,
+            self_judge=self_judge,
+            likelihood=False if self_judge else None,
+        ),
         metrics=PERSONA_METRICS,
         config=generate_config(max_tokens, temperature).model_copy(update={"seed": seed}),
         metadata=task_metadata(definition, layers=layer_list, coefs=coef_list, **{POST_KEY: post}),

@@ -48,6 +48,7 @@ def trait_eval(
     project: bool = True,
     cross_traits: bool = False,
     judge: bool = True,
+    self_judge: bool = False,
     judge_mode: str = "auto",
     min_mass: float = MIN_MASS,
     max_tokens: int = DEFAULT_MAX_TOKENS,
@@ -66,7 +67,9 @@ def trait_eval(
         vectors: folder of persona vectors (``<dir>/<model-slug>/<trait>.safetensors``).
         project: measure projections onto the trait's vector (needs the persona provider).
         cross_traits: also project onto every other trait's vector found for this model.
-        judge: judge trait and coherence (role ``judge``, else the model itself).
+        judge: judge trait and coherence with the ``judge`` role; without one, record the
+            likelihood judge instead (docs/judges.md); false: no behaviour measure.
+        self_judge: let a persona/ model judge itself 0-100 when no ``judge`` role is bound.
         judge_mode: auto, logprobs, candidates or text.
         min_mass: numeric probability mass below which a judgement is unscored.
         max_tokens, temperature: generation settings (the paper samples at temperature 1).
@@ -105,7 +108,9 @@ def trait_eval(
         dataset=dataset,
         setup=[judge_check(judge_mode)] if judge else None,
         solver=solver,
-        scorer=persona_score(min_mass=min_mass, judge=judge, judge_mode=judge_mode),
+        scorer=persona_score(
+            min_mass=min_mass, judge=judge, judge_mode=judge_mode, self_judge=self_judge
+        ),
         metrics=metrics,
         config=generate_config(max_tokens, temperature),
         metadata=task_metadata(definition, checkpoints=dict(ckpts)),

@@ -7,23 +7,22 @@ import math
 from typing import Any
 
 import anyio
+from inspect_ai.model import get_model
 from inspect_ai.scorer import Score, Scorer, Target, mean, scorer, stderr
 from inspect_ai.solver import TaskState
 
 import traits
-from persona.analysis.judge import MIN_MASS, Judgement
+from persona.analysis.judge import LIKELIHOOD_KEY, MIN_MASS, Judgement
 from persona.errors import PersonaError
 from scorers.judging import Judge, ask, cache_policy, pick_mode, resolve_judge
+from scorers.likelihood import judge_likelihood, sample_question
 from scorers.metrics import correlations
 from scorers.projection import persona_metadata, read_projections
 from scorers.rubrics import coherence_prompt
+from solvers._resolve import is_persona
 from solvers.condition import PersonaCondition
 
 NOT_JUDGED = "not_judged"
-
-
-def _question(state: TaskState) -> str:
-    return str(state.metadata.get("question") or state.input_text)
 
 
 def _trait_name(state: TaskState, trait: str | None) -> str:
@@ -46,7 +45,7 @@ async def judge_sample(
     judge = resolve_judge()
     mode = pick_mode(judge, judge_mode)
     policy = cache_policy(judge, cache)
-    question, answer = _question(state), state.output.completion
+    question, answer = sample_question(state), state.output.completion
     prompts = {}
     if "trait" in which:
         prompts["trait"] = traits.load(trait).judge_prompt(question, answer)
@@ -89,6 +88,16 @@ def _fmt(x: float) -> str:
     return "NaN" if math.isnan(x) else f"{x:.4g}"
 
 
+def behaviour_measure(llm_judge: Judge | None, likelihood: bool) -> str | None:
+    """Which score stands for observed behaviour (docs/judges.md): a capable LLM judge's
+    ``trait``, else the likelihood judge, else a self-judged ``trait`` (said so), else none."""
+    if llm_judge is not None and not llm_judge.is_subject:
+        return "judge"
+    if likelihood:
+        return LIKELIHOOD_KEY
+    return "self_judge" if llm_judge is not None else None
+
+
 @scorer(metrics=[{"*": [mean(), stderr()]}, correlations()])
 def persona_score(
     trait: str | None = None,
@@ -96,21 +105,34 @@ def persona_score(
     min_mass: float = MIN_MASS,
     judge_mode: str = "auto",
     cache: bool | str = True,
+    self_judge: bool = False,
+    likelihood: bool | None = None,
+    likelihood_model: str | None = None,
 ) -> Scorer:
     """One dict per sample: ``trait``, ``coherence``, ``proj_response``, ``proj_prompt_last``
-    (plus ``proj_*_<other>`` for cross-trait captures). NaN marks what could not be measured.
+    (plus ``proj_*_<other>`` for cross-trait captures) and ``likelihood`` when the likelihood
+    judge runs. NaN marks what could not be measured.
 
-    The judge is the ``judge`` model role, else the model under evaluation
-    (``judge_is_subject`` in the score metadata). ``judge=False`` skips judging.
+    The LLM judge is the ``judge`` model role. Without one a ``persona/`` model under evaluation
+    would judge itself, which carries no signal for small models: that 0-100 self-judge is
+    skipped unless ``self_judge=True`` (other providers still judge themselves). ``likelihood``
+    (default: when no capable LLM judge scores) adds the likelihood judge computed by
+    ``likelihood_model`` (default: the evaluated model's base).
+    ``judge=False`` skips both. ``behaviour_measure`` in the metadata names the score to read.
     """
 
     async def score(state: TaskState, target: Target) -> Score:
         name = _trait_name(state, trait)
         jd, mode, results = None, None, {}
-        if judge:
+        local = is_persona(get_model())  # a small local model: its self-judge has no signal
+        if judge and (self_judge or not local or not resolve_judge().is_subject):
             jd, mode, results = await judge_sample(
                 state, name, min_mass=min_mass, judge_mode=judge_mode, cache=cache
             )
+        use_likelihood = likelihood
+        if use_likelihood is None:
+            can = local or likelihood_model is not None
+            use_likelihood = bool(judge and can and (jd is None or jd.is_subject))
         projections, info = read_projections(state)
         value = {
             "trait": results["trait"].value if "trait" in results else math.nan,
@@ -118,6 +140,13 @@ def persona_score(
             **projections,
         }
         meta = _judge_meta(jd, mode, results)
+        if use_likelihood:
+            lk = await judge_likelihood(
+                name, sample_question(state), state.output.completion, likelihood_model
+            )
+            value[LIKELIHOOD_KEY] = lk.value
+            meta.update(lk.metadata())
+        meta["behaviour_measure"] = behaviour_measure(jd, use_likelihood)
         cond = PersonaCondition(store=state.store)
         persona = persona_metadata(state)
         metadata = {

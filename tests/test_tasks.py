@@ -21,7 +21,7 @@ from persona.errors import PersonaError
 from persona.model.vectors import load_vector, vector_path
 
 ROOT = Path(__file__).resolve().parents[1]
-KEYS = {"trait", "coherence", "proj_response", "proj_prompt_last"}
+KEYS = {"trait", "coherence", "proj_response", "proj_prompt_last", "likelihood"}
 FAST = {"max_tokens": 4, "min_mass": 0.0}  # a random judge puts ~1e-4 mass on numbers
 
 
@@ -66,6 +66,7 @@ def extraction(tiny_dir, work):
         questions=1,
         vectors=str(work / "vectors"),
         min_pairs=1,
+        self_judge=True,  # the filter tests need 0-100 scores
         sidecar_dir=str(work / "sidecars"),
         **FAST,
     )
@@ -170,7 +171,9 @@ def test_trait_eval_steered(extraction, vector_file, tiny_dir, work):
     for s in log.samples:
         score = s.scores["persona_score"]
         assert set(score.value) == KEYS
-        assert all(math.isfinite(v) for v in score.value.values())
+        assert math.isfinite(score.value["proj_response"] + score.value["proj_prompt_last"])
+        assert math.isnan(score.value["trait"])  # no judge role: no self-judge by default
+        assert score.metadata["behaviour_measure"] == "likelihood"
         assert score.metadata["steering_active"] is True
         assert score.metadata["vector"] == str(vector_file.resolve())
         assert (s.metadata["coef"], s.metadata["layer"], s.metadata["condition"]) == (

@@ -8,7 +8,9 @@ One rule for each step:
   polarity is blank (missing or an empty string: both get no system prompt), the coefficient is
   missing or 0 and steering was not active. Columns: ``trait_name``, ``checkpoint`` (the identity),
   ``checkpoint_rank``, ``model`` (the model the log ran on), ``log``, ``task``, ``unit`` (the
-  pairing id, ``question_id``), ``epoch``, ``score`` (judged trait score), ``coherence``,
+  pairing id, ``question_id``), ``epoch``, ``score`` (observed behaviour: the judged trait score,
+  or the likelihood judge's score where the run recorded that as its behaviour measure, with
+  ``judge_model`` then naming it and its unit; docs/judges.md), ``coherence``,
   ``proj_prompt_last``, ``proj_response``, ``question``, ``judge_model``, ``judge_is_subject``,
   ``vector``, ``error``.
 - **The base** (:func:`resolve_base`): a named base must be a model or checkpoint of the logs;
@@ -107,6 +109,16 @@ def canonical(frame: pd.DataFrame) -> pd.DataFrame:
         out[col] = pd.to_numeric(rows[col], errors="coerce") if col in rows else np.nan
     for col in _OPTIONAL:
         out[col] = rows[col] if col in rows else None
+    if "behaviour_measure" in rows and "likelihood" in rows:
+        by_likelihood = (rows["behaviour_measure"] == "likelihood").to_numpy()
+        out.loc[by_likelihood, "score"] = pd.to_numeric(rows["likelihood"], errors="coerce")[
+            by_likelihood
+        ].to_numpy()
+        judge = rows.get("likelihood_model", pd.Series(None, index=rows.index)).astype(str)
+        out.loc[by_likelihood, "judge_model"] = [
+            f"likelihood judge {j} (nats/token)" for j in judge[by_likelihood]
+        ]
+        out.loc[by_likelihood, "judge_is_subject"] = False
     return out.reset_index(drop=True)
 
 

@@ -13,13 +13,15 @@ A result is unscored (``score is None``) with a ``reason``: ``"refusal"`` when t
 likely answer is REFUSAL, ``"low_mass"`` when the numeric probability mass is below ``min_mass``
 (0.25, as in the paper), ``"invalid_response_format"`` when a text reply is not a number and
 ``"no_response"`` when there is nothing to read.
+
+The likelihood judge's arithmetic (:func:`likelihood_margin`, docs/judges.md) is at the end.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 MIN_MASS = 0.25
@@ -137,3 +139,36 @@ def parse_text(text: str | None) -> Judgement:
     if number is None:
         return Judgement(None, None, "invalid_response_format", "text")
     return Judgement(float(number), None, None, "text")
+
+
+# ---------------------------------------------------------------------------------------------
+# Likelihood judge (docs/judges.md): which persona makes the reply more likely?
+
+LIKELIHOOD_KEY = "likelihood"
+LIKELIHOOD_UNIT = "nats/token"
+"""Score key and unit of the likelihood judge (mean per-token log-probability difference)."""
+
+
+def persona_chat(persona: str, prompt: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
+    """The chat a reply is scored in: ``persona`` as the only system message, then the prompt's
+    user/assistant turns (its own system messages are dropped, so the persona alone differs)."""
+    turns = [{"role": m["role"], "content": m["content"]} for m in prompt if m["role"] != "system"]
+    if not turns:
+        raise ValueError("a likelihood-judged reply needs at least one prompt turn")
+    return [{"role": "system", "content": persona}, *turns]
+
+
+def mean_token_logprob(total: float, n_tokens: int) -> float:
+    """Mean per-token log-probability of a reply from its sum (NaN for an empty reply)."""
+    return total / n_tokens if n_tokens > 0 else math.nan
+
+
+def likelihood_margin(pairs: Sequence[tuple[float, float]]) -> float:
+    """The likelihood judge's score from per-pair mean per-token log-probabilities
+    ``(under the trait persona, under its opposite)``: the mean of ``pos - neg`` over pairs.
+
+    Positive when the trait personas make the reply likelier; NaN when any value is NaN.
+    """
+    if not pairs:
+        raise ValueError("the likelihood judge needs at least one persona pair")
+    return sum(pos - neg for pos, neg in pairs) / len(pairs)

@@ -53,6 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--no-judge", action="store_true", help="skip judging (faster; implies --no-filter)"
     )
     p.add_argument(
+        "--self-judge",
+        action="store_true",
+        help="without --judge, let the model judge itself 0-100 (default: the likelihood judge "
+        "instead; see docs/judges.md)",
+    )
+    p.add_argument(
         "--questions", type=check.count, default=None, help="first N questions (default 20)"
     )
     p.add_argument("--rollouts", type=check.count, default=1, help="replies per prompt (paper: 10)")
@@ -87,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.no_judge and (args.filter or args.judge):
         raise PersonaError("--no-judge cannot be combined with --filter or --judge")
+    if args.self_judge and (args.no_judge or args.judge):
+        raise PersonaError("--self-judge cannot be combined with --no-judge or --judge")
+    if args.filter and not (args.judge or args.self_judge or args.from_log):
+        raise PersonaError("--filter needs 0-100 judge scores: pass --judge MODEL or --self-judge")
     overrides = {
         "enabled": args.filter,
         "trait_threshold": args.trait_threshold,
@@ -156,6 +166,7 @@ def _run_task(args: argparse.Namespace):
         max_tokens=args.max_new_tokens,
         temperature=args.temperature,
         judge=not args.no_judge,
+        self_judge=args.self_judge,
     )
     model_args = {"adapter": args.adapter} if args.adapter else {}
     with postprocess_disabled():
