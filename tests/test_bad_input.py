@@ -222,6 +222,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("wrong trait", ["steer", "hi", "--trait", "nosuch", "--coef", "1"], "unknown trait"),
     ("wrong trait", ["screen", GOOD, "--trait", "nosuch", "--out", "s.csv"], "unknown trait"),
     ("wrong trait", ["traits", "show", "nosuch"], "unknown trait"),
+    ("wrong trait", ["demo", "--trait", "nosuch", "--out", "demo"], "unknown trait"),
     ("wrong trait", ["traits", "show", "Bad Name!"], "trait name"),
     # --- unwritable output
     ("unwritable", ["screen", GOOD, *X, "--out", "{d}/folder"], "folder"),
