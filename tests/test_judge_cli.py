@@ -146,3 +146,17 @@ def test_validation_questions_appear_nowhere_else():
             assert key not in elsewhere, f"{name}: {q!r} is used elsewhere"
             assert key not in seen, f"{name}: {q!r} is also in {seen[key]}'s set"
             seen[key] = name
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--self-judge", "--no-judge"], "--self-judge cannot be combined"),
+        (["--self-judge", "--judge", "openai/x"], "--self-judge cannot be combined"),
+        (["--filter"], "--filter needs 0-100 judge scores"),
+    ],
+)
+def test_extract_self_judge_options_fail_before_any_work(argv, message, capsys):
+    code = main(["extract", "--trait", "evil", *argv])
+    err = capsys.readouterr().err
+    assert code != 0 and message in err and len(err.strip().splitlines()) == 1
