@@ -192,7 +192,7 @@ def _monitoring_section(rep: Report, images: dict[str, bytes]) -> Section:
         "only; rollouts are averaged into one point per (condition, question), so n counts "
         "prompts. Overall r per family of conditions, within-condition r = mean r inside single "
         "conditions; brackets are 95% CIs that resample questions. The paper (Table 2) reports "
-        "overall r 0.75-0.83, within-condition 0.25-0.81.",
+        "overall r 0.63-0.83 and within-condition r 0.25-0.81 (docs/monitoring.md).",
     )
     m = rep.monitoring
     if m.empty:
@@ -234,7 +234,8 @@ def _monitoring_section(rep: Report, images: dict[str, bytes]) -> Section:
         title = f"{ck}, task {task}"
         images[f"{stem}.png"] = plots.to_png(mon.scatter(pts, trait, title, r_texts))
         sec.images.append((f"{stem}.png", f"{trait}: projection vs behaviour ({task})"))
-        fig = mon.curves(pts, trait, n_boot=rep.settings.get("n_boot", 2000), seed=0)
+        boot = {"n_boot": rep.settings.get("n_boot", 2000), "seed": rep.settings.get("seed", 0)}
+        fig = mon.curves(pts, trait, **boot)
         if fig is not None:
             images[f"{stem}_curves.png"] = plots.to_png(fig)
             sec.images.append((f"{stem}_curves.png", f"{trait}: projection and behaviour curves"))
