@@ -104,7 +104,6 @@ temperature = number(0.0, MAX_TEMPERATURE)
 top_p = number(0.0, 1.0, lo_open=True)
 coefficient = number(-MAX_ABS_COEF, MAX_ABS_COEF)
 probability = number(0.0, 1.0, lo_open=True, hi_open=True)  # confidence levels
-fraction = number(0.0, 1.0)
 positive = number(0.0, lo_open=True)
 non_negative = number(0.0)
 count = integer(1)  # sample counts, token limits, batch sizes, ...
@@ -179,16 +178,6 @@ def input_file(text: str | os.PathLike[str]) -> str:
         raise InputError(f"cannot read {path}: permission denied")
     if path.stat().st_size == 0:
         raise InputError(f"{path} is empty")
-    return str(path)
-
-
-def input_path(text: str | os.PathLike[str]) -> str:
-    """An existing, readable file or folder."""
-    path = Path(text).expanduser()
-    if not path.exists():
-        raise InputError(f"{path}: not found")
-    if not os.access(path, os.R_OK):
-        raise InputError(f"cannot read {path}: permission denied")
     return str(path)
 
 
