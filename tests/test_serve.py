@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +21,7 @@ import openai
 import pytest
 import torch
 
+from persona.app.cli import main
 from persona.app.serve import Backend, Limits, create_app
 from persona.app.serve.runner import serve_in_thread
 from persona.app.serve.streaming import pieces
@@ -315,6 +321,63 @@ def test_clients_hanging_up_mid_stream_do_not_stall_others(server, lm):
     assert [r.status_code for r in answered] == [200] * 4
     assert {r.json()["choices"][0]["message"]["content"] for r in answered} == {expected}
     assert post(server, GOOD).status_code == 200
+
+
+def test_cli_serves_until_stopped(model_dir, vectors_dir):
+    """``persona serve`` as a user runs it: a subprocess on a loopback port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [
+        sys.executable,
+        "-m",
+        "persona.app.cli",
+        "serve",
+        "--model",
+        str(model_dir),
+        "--vectors",
+        str(vectors_dir),
+        "--port",
+        str(port),
+        "--api-key",
+        KEY,
+        "--name",
+        "tiny",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                models = [m.id for m in client.models.list().data]
+                break
+            except openai.APIConnectionError:
+                assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+                time.sleep(0.3)
+        assert models == ["tiny"]
+        out = client.chat.completions.create(model="tiny", messages=MSGS, max_tokens=4)
+        assert out.choices[0].message.content is not None
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert f"monitor: http://127.0.0.1:{port}/monitor?key={KEY}" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--adapter", "nonsense"], "use NAME=PATH"),
+        (["--adapter", "a=/nonexistent"], "no PEFT adapter folder there"),
+        (["--port", "70000"], "is not a port number"),
+        (["--max-n", "0"], "max_n must be at least 1"),
+    ],
+)
+def test_cli_rejects_bad_options_in_one_line(argv, message, capsys):
+    assert main(["serve", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
 
 
 def test_stream_pieces_cover_the_text():

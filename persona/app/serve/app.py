@@ -12,7 +12,6 @@ import time
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from inspect_ai.model import GenerateConfig
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
@@ -40,10 +39,6 @@ def create_app(backend: Backend, limits: Limits | None = None, api_key: str | No
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse(error_body(exc.status_code, str(exc.detail)), exc.status_code)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(error_body(400, f"invalid request: {exc.errors()[0]['msg']}"), 400)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
