@@ -1,44 +1,108 @@
-"""Shared pieces of the four tasks: parameter parsing, datasets, checks made before generating."""
+"""Shared pieces of the four tasks, and their one import surface.
+
+Task files import everything they use from here (Inspect, solvers, scorers, task helpers), so a
+task opens with one import block. Here: parameter parsing and checks made when a task is built
+(so ``inspect eval`` fails the run with one message instead of logging sample errors), datasets,
+where vectors come from, and the launch-directory rule for relative paths.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from inspect_ai._util.error import PrerequisiteError
+from inspect_ai import Task, task
 from inspect_ai.dataset import Sample
 from inspect_ai.model import GenerateConfig, Model
 from inspect_ai.model._model import active_model
 from inspect_ai.scorer import mean, stderr
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
+import evals._postprocess  # noqa: F401  (registers the TaskEnd hook; Inspect hooks register on import)
 import traits
+from persona import validate
+from persona.analysis.extraction import POST_KEY
+from persona.analysis.judge import MIN_MASS
 from persona.errors import PersonaError
-from scorers import check_judge, correlations, resolve_judge
+from persona.model.engine import POSITIONS
+from persona.model.vector_store import StoredVector, VectorStore, resolve_layer, source_shape
+from persona.provider.api import InputError
+from scorers import (
+    check_judge,
+    checkpoint_deltas,
+    correlations,
+    judge_role_bound,
+    persona_score,
+    resolve_judge,
+)
 from scorers.judging import MODES
-from solvers._resolve import check_checkpoint, is_persona, model_id, resolve_vector
+from solvers import capture, persona_generate, persona_prompt, steer, use_checkpoint
+from solvers._resolve import (
+    check_checkpoint,
+    is_persona,
+    provider_vectors,
+    source_of,
+    vectors_folder,
+)
 from solvers.condition import BASE
+
+__all__ = [
+    "BASE",
+    "DEFAULT_MAX_TOKENS",
+    "DEFAULT_TEMPERATURE",
+    "MIN_MASS",
+    "PERSONA_METRICS",
+    "POST_KEY",
+    "Sample",
+    "Task",
+    "TaskInputError",
+    "announce_filter",
+    "as_list",
+    "capture",
+    "check_coef",
+    "checked",
+    "check_layers",
+    "check_mode",
+    "check_positions",
+    "checkpoint_deltas",
+    "generate_config",
+    "judge_check",
+    "judge_role_bound",
+    "load_trait",
+    "log",
+    "parse_checkpoints",
+    "persona_generate",
+    "persona_prompt",
+    "persona_score",
+    "question_samples",
+    "steer",
+    "steering_label",
+    "subject_vector",
+    "task",
+    "task_metadata",
+    "task_path",
+    "task_vectors",
+    "trait_arg",
+    "use_checkpoint",
+    "user_errors",
+]
 
 log = logging.getLogger("persona")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-DEFAULT_VECTORS = "vectors"
+DEFAULT_VECTORS = "vectors"  # under the launch directory, when neither -T nor -M vectors is set
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_TEMPERATURE = 1.0
 PERSONA_METRICS = [{"*": [mean(), stderr()]}, correlations()]
 
 
-class TaskInputError(PersonaError, PrerequisiteError):
-    """Bad task input, shown by ``inspect eval`` as one message without a traceback."""
-
-    def __init__(self, message: str) -> None:
-        PersonaError.__init__(self, message)
-        self.message = message
+TaskInputError = InputError  # bad task input: one message, non-zero exit, no traceback
 
 
 def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -59,20 +123,40 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
 EVALS_DIR = Path(__file__).resolve().parent
 
 
+LAUNCH_ENV = "PWD"
+
+
 def launch_dir() -> Path:
     """The directory the evaluation was started from, while Inspect creates a task.
 
     Inspect creates a task from its file with the working directory set to the file's folder
     (here ``evals/``) and restores it for the run, so a relative path given as a task argument
     would resolve against ``evals/``. Inside that change the shell's ``$PWD`` still names the
-    directory ``inspect eval`` was started from (``persona.app.task_runner`` sets it when it runs
-    a task from Python).
+    directory ``inspect eval`` was started from; a Python caller sets it with
+    :func:`launched_here`. These two functions are the whole contract.
     """
     cwd = Path.cwd()
-    pwd = os.environ.get("PWD")
+    pwd = os.environ.get(LAUNCH_ENV)
     if cwd.resolve() == EVALS_DIR and pwd and Path(pwd).is_dir():
         return Path(pwd)
     return cwd
+
+
+@contextmanager
+def launched_here() -> Iterator[None]:
+    """Set ``$PWD`` to the working directory while Inspect loads task files (see launch_dir).
+
+    A Python caller that changed directory has not updated ``$PWD`` the way a shell does.
+    """
+    before = os.environ.get(LAUNCH_ENV)
+    os.environ[LAUNCH_ENV] = os.getcwd()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(LAUNCH_ENV, None)
+        else:
+            os.environ[LAUNCH_ENV] = before
 
 
 def task_path(value: str | os.PathLike[str]) -> str:
@@ -81,12 +165,18 @@ def task_path(value: str | os.PathLike[str]) -> str:
     return str(path if path.is_absolute() else (launch_dir() / path).resolve())
 
 
-def load_trait(name: str) -> traits.Trait:
+def trait_arg(name: str) -> str:
+    """A ``trait`` task argument as solvers get it: a name, or an absolute path to a YAML file."""
     if not name:
         raise TaskInputError(f"pass a trait: -T trait=NAME (available: {_available()})")
     if name.endswith((".yaml", ".yml")) or os.sep in name:
-        return traits.load(task_path(name))
-    return traits.load(name)
+        return task_path(name)
+    return name
+
+
+def load_trait(name: str) -> traits.Trait:
+    """The trait of a ``trait`` task argument (a name or a path); its vector goes by its name."""
+    return traits.load(trait_arg(name))
 
 
 def _available() -> str:
@@ -111,6 +201,19 @@ def as_list(value: Any, cast: type = str) -> list[Any]:
         ) from None
 
 
+def announce_filter(filter: bool | None, bound: bool | None, judge: bool) -> None:
+    """Say on the terminal when extraction filtering will be off, and why."""
+    if not judge:
+        log.warning("persona: judge=false, so extraction filtering is off; all pairs are kept")
+    elif filter is None and bound is False:
+        log.warning(
+            "persona: no judge role bound, so the model under evaluation judges itself and "
+            "extraction filtering is off (bind --model-role judge=MODEL, or -T filter=true)"
+        )
+    elif filter is False:
+        log.warning("persona: extraction filtering is off (-T filter=false); all pairs are kept")
+
+
 def check_mode(judge_mode: str) -> None:
     if judge_mode not in MODES:
         raise TaskInputError(f"unknown judge_mode {judge_mode!r}: use one of {', '.join(MODES)}")
@@ -121,8 +224,26 @@ def subject() -> Model | None:
     return active_model()
 
 
-def subject_vector(trait: str, vectors: str, what: str) -> Path | None:
-    """Check at task creation that the trait's vector exists for the model under evaluation."""
+def task_vectors(given: str | None) -> str:
+    """The vectors folder (or file) of a task; the rule is in docs/tasks.md.
+
+    ``-T vectors`` (relative to the launch directory), else the provider's ``-M vectors``, else
+    ``./vectors``; both given and different is an error.
+    """
+    model = subject()
+    if given is None or given == "":
+        if provider_vectors(model) is None:
+            return task_path(DEFAULT_VECTORS)
+        return str(vectors_folder(model, None))
+    return str(vectors_folder(model, task_path(given)))
+
+
+def subject_vector(trait: str, vectors: str, what: str) -> StoredVector | None:
+    """Check at task creation that the trait's vector exists and fits the model under evaluation.
+
+    ``trait`` is the trait's name (a trait given as a path is looked up by its name). The fit
+    is checked against the model's ``config.json`` when it is on disk (no weights load).
+    """
     model = subject()
     if model is None:
         return None
@@ -131,7 +252,40 @@ def subject_vector(trait: str, vectors: str, what: str) -> Path | None:
             f"{what} needs the persona provider (activations), but the model is {model}: run "
             "with --model persona/<model>, or -T project=false for judged scores only"
         )
-    return resolve_vector(trait, vectors, model_id(model))
+    source = source_of(model)
+    return VectorStore(vectors).get(trait, source.model_id, shape=source_shape(source))
+
+
+def checked(name: str, value: Any, check: Callable[[Any], R]) -> R:
+    """A task argument through a :mod:`persona.validate` check; the message names the argument."""
+    try:
+        return check(value)
+    except PersonaError as e:
+        raise TaskInputError(f"-T {name}: {e}") from None
+
+
+def check_coef(value: Any, name: str = "coef") -> float:
+    """A finite steering coefficient (``-T coef=abc`` and ``.nan`` fail here, not in samples)."""
+    return checked(name, value, validate.coefficient)
+
+
+def check_layers(layers: Sequence[int], stored: StoredVector | None) -> None:
+    """Steering layers must exist in the model (checked against the trait's vector)."""
+    if stored is None:
+        bad = [lay for lay in layers if lay < 1]
+        if bad:
+            raise TaskInputError(f"layers are 1..N (hidden_states indices), got {bad}")
+        return
+    for lay in layers:
+        try:
+            resolve_layer(stored.vector, stored.vector.num_layers, layer=lay)
+        except PersonaError as e:
+            raise TaskInputError(str(e)) from None
+
+
+def check_positions(positions: str) -> None:
+    if positions not in POSITIONS:
+        raise TaskInputError(f"unknown positions {positions!r}: use one of {', '.join(POSITIONS)}")
 
 
 def parse_checkpoints(value: Any) -> list[tuple[str, str]]:
@@ -194,7 +348,8 @@ def question_samples(
 def generate_config(max_tokens: int, temperature: float) -> GenerateConfig:
     if max_tokens < 1:
         raise TaskInputError(f"max_tokens must be >= 1, got {max_tokens}")
-    return GenerateConfig(max_tokens=int(max_tokens), temperature=float(temperature))
+    temp = checked("temperature", temperature, validate.temperature)
+    return GenerateConfig(max_tokens=int(max_tokens), temperature=temp)
 
 
 def task_metadata(trait: traits.Trait, **extra: Any) -> dict[str, Any]:

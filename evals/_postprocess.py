@@ -7,7 +7,6 @@ same post-processing itself (with this hook switched off) and exits non-zero on 
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -22,21 +21,6 @@ from persona.errors import PersonaError
 
 ENV_OFF = "PERSONA_NO_POSTPROCESS"
 _disabled: ContextVar[bool] = ContextVar("persona_postprocess_disabled", default=False)
-
-
-def announce_filter(
-    filter: bool | None, bound: bool | None, judge: bool, log: logging.Logger
-) -> None:
-    """Say on the terminal when extraction filtering will be off, and why."""
-    if not judge:
-        log.warning("persona: judge=false, so extraction filtering is off; all pairs are kept")
-    elif filter is None and bound is False:
-        log.warning(
-            "persona: no judge role bound, so the model under evaluation judges itself and "
-            "extraction filtering is off (bind --model-role judge=MODEL, or -T filter=true)"
-        )
-    elif filter is False:
-        log.warning("persona: extraction filtering is off (-T filter=false); all pairs are kept")
 
 
 @contextmanager

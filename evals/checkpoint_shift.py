@@ -3,7 +3,7 @@
     inspect eval evals/checkpoint_shift.py -T trait=evil -T checkpoints=ckpt/a,ckpt/b \
         --model persona/smollm2-135m
 
-Per checkpoint the metrics give the fine-tuning shift (DESIGN section 2: mean last-prompt-token
+Per checkpoint the metrics give the fine-tuning shift (docs/tasks.md: mean last-prompt-token
 projection under the checkpoint minus under the base, onto the base model's vector at the
 trait's layer; ``shift_prompt_last_<ckpt>``), its response-projection variant
 (``shift_response_<ckpt>``) and the judged trait difference (``trait_delta_<ckpt>``).
@@ -13,29 +13,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from inspect_ai import Task, task
-
 from evals._common import (
+    BASE,
     DEFAULT_MAX_TOKENS,
     DEFAULT_TEMPERATURE,
-    DEFAULT_VECTORS,
+    MIN_MASS,
     PERSONA_METRICS,
+    Task,
     TaskInputError,
+    capture,
     check_mode,
+    checkpoint_deltas,
     generate_config,
     judge_check,
     load_trait,
     parse_checkpoints,
+    persona_generate,
+    persona_score,
     question_samples,
     subject_vector,
+    task,
     task_metadata,
-    task_path,
+    task_vectors,
+    use_checkpoint,
     user_errors,
 )
-from persona.analysis.judge import MIN_MASS
-from scorers import checkpoint_deltas, persona_score
-from solvers import capture, persona_generate, use_checkpoint
-from solvers.condition import BASE
 
 
 @task
@@ -45,7 +47,7 @@ def checkpoint_shift(
     checkpoints: Any = None,
     questions: int | None = None,
     rollouts: int = 1,
-    vectors: str = DEFAULT_VECTORS,
+    vectors: str | None = None,
     cross_traits: bool = False,
     judge: bool = True,
     self_judge: bool = False,
@@ -64,12 +66,12 @@ def checkpoint_shift(
             max_tokens, temperature: as in trait_eval.
     """
     definition = load_trait(trait)
-    vectors = task_path(vectors)
+    vectors = task_vectors(vectors)
     check_mode(judge_mode)
     ckpts = parse_checkpoints(checkpoints)
     if not ckpts:
         raise TaskInputError("pass the checkpoints to compare: -T checkpoints=path1,path2")
-    subject_vector(trait, vectors, "checkpoint_shift")
+    subject_vector(definition.name, vectors, "checkpoint_shift")
     dataset = question_samples(
         definition,
         questions=questions,

@@ -12,29 +12,32 @@ the run ends, the filtered difference of means is written to ``<vectors>/<model>
 
 from __future__ import annotations
 
-from inspect_ai import Task, task
-from inspect_ai.dataset import Sample
-
 from evals._common import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_TEMPERATURE,
-    DEFAULT_VECTORS,
+    MIN_MASS,
     PERSONA_METRICS,
+    POST_KEY,
+    Sample,
+    Task,
     TaskInputError,
+    announce_filter,
+    capture,
     check_mode,
     generate_config,
     judge_check,
+    judge_role_bound,
     load_trait,
-    log,
+    persona_generate,
+    persona_prompt,
+    persona_score,
+    task,
     task_metadata,
     task_path,
+    task_vectors,
+    trait_arg,
     user_errors,
 )
-from evals._postprocess import announce_filter
-from persona.analysis.extraction import POST_KEY
-from persona.analysis.judge import MIN_MASS
-from scorers import judge_role_bound, persona_score
-from solvers import capture, persona_generate, persona_prompt
 
 
 def extraction_samples(trait, questions: int | None, rollouts: int) -> list[Sample]:
@@ -72,7 +75,7 @@ def extract_vector(
     trait: str = "evil",
     questions: int | None = None,
     rollouts: int = 1,
-    vectors: str = DEFAULT_VECTORS,
+    vectors: str | None = None,
     filter: bool | None = None,
     trait_threshold: float = 50.0,
     coherence_threshold: float = 50.0,
@@ -92,7 +95,8 @@ def extract_vector(
         trait: trait name or path to a trait YAML file.
         questions: use the first N extraction questions (default: all 20).
         rollouts: samples per (question, instruction, polarity) (paper: 10).
-        vectors: output folder; the vector goes to ``<vectors>/<model-slug>/<trait>.safetensors``.
+        vectors: output folder; the vector goes to ``<vectors>/<model-slug>/<trait>.safetensors``
+            (default: the provider's ``-M vectors``, else ``./vectors``).
         filter: keep only pairs the judge confirms (default: on when a ``judge`` role is bound,
             off when the model under evaluation would judge itself).
         trait_threshold: pos trait >= T and neg trait < 100 - T (paper: 50).
@@ -102,12 +106,12 @@ def extract_vector(
         judge: judge trait and coherence (false: faster, no filter possible).
         self_judge: as in trait_eval (needed to filter without a ``judge`` role).
         judge_mode, min_mass: judge settings (see trait_eval).
-        sidecar_dir: folder for the activation sidecars (default: $PERSONA_SIDECAR_DIR or
-            ./persona-out/sidecars).
+        sidecar_dir: folder for the activation sidecars (default: $PERSONA_SIDECAR_DIR, else
+            the persona cache folder; see docs/provider.md).
         max_tokens, temperature: generation settings (paper: 1000 tokens, temperature 1).
     """
     definition = load_trait(trait)
-    vectors = task_path(vectors)
+    vectors = task_vectors(vectors)
     sidecar_dir = task_path(sidecar_dir) if sidecar_dir else None
     check_mode(judge_mode)
     if min_pairs < 1:
@@ -116,7 +120,7 @@ def extract_vector(
         raise TaskInputError("trait_threshold and coherence_threshold must be within 0..100")
     if filter and not judge:
         raise TaskInputError("filter=true needs the judge: drop judge=false")
-    announce_filter(filter, judge_role_bound(), judge, log)
+    announce_filter(filter, judge_role_bound(), judge)
     post = {
         "kind": "extract_vector",
         "vectors": vectors,
@@ -130,7 +134,7 @@ def extract_vector(
         dataset=extraction_samples(definition, questions, rollouts),
         setup=[judge_check(judge_mode)] if judge else None,
         solver=[
-            persona_prompt(),
+            persona_prompt(trait=trait_arg(trait)),
             capture(project=False, means=True, sidecar_dir=sidecar_dir),
             persona_generate(),
         ],

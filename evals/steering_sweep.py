@@ -14,31 +14,36 @@ from __future__ import annotations
 
 from typing import Any
 
-from inspect_ai import Task, task
-from inspect_ai.dataset import Sample
-
 from evals._common import (
     DEFAULT_TEMPERATURE,
-    DEFAULT_VECTORS,
+    MIN_MASS,
     PERSONA_METRICS,
+    POST_KEY,
+    Sample,
+    Task,
     TaskInputError,
     as_list,
+    capture,
+    check_coef,
+    check_layers,
     check_mode,
+    check_positions,
     generate_config,
     judge_check,
+    judge_role_bound,
     load_trait,
+    log,
+    persona_generate,
+    persona_score,
+    steer,
     steering_label,
     subject_vector,
+    task,
     task_metadata,
-    task_path,
+    task_vectors,
     user_errors,
 )
 from evals._sweep import coherence_bar
-from persona.analysis.extraction import POST_KEY
-from persona.analysis.judge import MIN_MASS
-from scorers import judge_role_bound, persona_score
-from solvers import capture, persona_generate, steer
-from solvers._resolve import cached_vector
 
 DEFAULT_COEFS = "1,2"
 
@@ -58,9 +63,10 @@ def steering_sweep(
     questions: int = 5,
     rollouts: int = 2,
     positions: str = "response",
-    vectors: str = DEFAULT_VECTORS,
+    vectors: str | None = None,
     coherence_threshold: float | None = None,
     write: bool = True,
+    judge: bool = True,
     self_judge: bool = True,
     judge_mode: str = "auto",
     min_mass: float = MIN_MASS,
@@ -77,25 +83,30 @@ def steering_sweep(
         questions: use the first N extraction questions (default 5; never eval questions).
         rollouts: samples per (question, layer, coef) (default 2).
         positions: steering positions (all, prompt, response).
-        vectors: folder of persona vectors.
+        vectors: folder of persona vectors (default: the provider's ``-M vectors``, else
+            ``./vectors``).
         coherence_threshold: a cell counts only if its mean coherence is >= this (default 80
             with a bound judge role, 50 when the model judges itself).
         write: record the chosen layer in the vector file when the run ends.
+        judge: judge the replies (false: projections only, so no layer is chosen or written).
         self_judge: without a ``judge`` role, let the model judge itself (default: the layer
             choice needs coherence scores); false records the likelihood judge instead.
         judge_mode, min_mass, max_tokens, temperature: as in trait_eval.
         seed: base sampling seed (rerun with another seed to check the choice is stable).
     """
     definition = load_trait(trait)
-    vectors = task_path(vectors)
+    vectors = task_vectors(vectors)
     check_mode(judge_mode)
-    path = subject_vector(trait, vectors, "steering_sweep")
+    check_positions(positions)
+    stored = subject_vector(definition.name, vectors, "steering_sweep")
+    path = stored.path if stored else None
     layer_list = as_list(layers, int)
     if not layer_list:
-        if path is None:
+        if stored is None:
             raise TaskInputError("pass the layers to sweep: -T layers=4,8,12")
-        layer_list = default_layers(cached_vector(path).num_layers)
-    coef_list = as_list(coefs, float)
+        layer_list = default_layers(stored.vector.num_layers)
+    check_layers(layer_list, stored)
+    coef_list = [check_coef(c, "coefs") for c in as_list(coefs, float)]
     if not coef_list or any(c == 0 for c in coef_list):
         raise TaskInputError(f"coefs must be non-zero numbers (the baseline is added): {coefs}")
     pool = definition.extract_questions
@@ -127,11 +138,13 @@ def steering_sweep(
         "kind": "steering_sweep",
         "vector": str(path) if path else None,
         "coherence_threshold": coherence_bar(coherence_threshold, judge_role_bound()),
-        "write": bool(write),
+        "write": bool(write) and judge,
     }
+    if not judge:
+        log.warning("persona: judge=false, so no layer is chosen or written (projections only)")
     return Task(
         dataset=dataset,
-        setup=[judge_check(judge_mode)],
+        setup=[judge_check(judge_mode)] if judge else None,
         solver=[
             steer(vectors=vectors, positions=positions),
             capture(vectors=vectors),
@@ -139,6 +152,7 @@ def steering_sweep(
         ],
         scorer=persona_score(
             min_mass=min_mass,
+            judge=judge,
             judge_mode=judge_mode,
             self_judge=self_judge,
             likelihood=False if self_judge else None,

@@ -8,30 +8,36 @@ from __future__ import annotations
 
 from typing import Any
 
-from inspect_ai import Task, task
-
 from evals._common import (
+    BASE,
     DEFAULT_MAX_TOKENS,
     DEFAULT_TEMPERATURE,
-    DEFAULT_VECTORS,
+    MIN_MASS,
     PERSONA_METRICS,
+    Task,
     TaskInputError,
+    capture,
+    check_coef,
+    check_layers,
     check_mode,
+    check_positions,
+    checkpoint_deltas,
     generate_config,
     judge_check,
     load_trait,
     parse_checkpoints,
+    persona_generate,
+    persona_score,
     question_samples,
+    steer,
     steering_label,
     subject_vector,
+    task,
     task_metadata,
-    task_path,
+    task_vectors,
+    use_checkpoint,
     user_errors,
 )
-from persona.analysis.judge import MIN_MASS
-from scorers import checkpoint_deltas, persona_score
-from solvers import capture, persona_generate, steer, use_checkpoint
-from solvers.condition import BASE
 
 
 @task
@@ -44,7 +50,7 @@ def trait_eval(
     layer: int | None = None,
     positions: str = "response",
     checkpoints: Any = None,
-    vectors: str = DEFAULT_VECTORS,
+    vectors: str | None = None,
     project: bool = True,
     cross_traits: bool = False,
     judge: bool = True,
@@ -64,7 +70,8 @@ def trait_eval(
             ``positions`` (all, prompt, response) apply when it is not 0.
         checkpoints: LoRA adapter folders of the evaluated base (``path`` or ``alias=path``,
             comma-separated); each question then runs on the base and on every checkpoint.
-        vectors: folder of persona vectors (``<dir>/<model-slug>/<trait>.safetensors``).
+        vectors: folder of persona vectors (``<dir>/<model-slug>/<trait>.safetensors``) or one
+            vector file; default: the provider's ``-M vectors``, else ``./vectors``.
         project: measure projections onto the trait's vector (needs the persona provider).
         cross_traits: also project onto every other trait's vector found for this model.
         judge: judge trait and coherence with the ``judge`` role; without one, record the
@@ -75,13 +82,18 @@ def trait_eval(
         max_tokens, temperature: generation settings (the paper samples at temperature 1).
     """
     definition = load_trait(trait)
-    vectors = task_path(vectors)
+    vectors = task_vectors(vectors)
     check_mode(judge_mode)
+    coef = check_coef(coef)
+    check_positions(positions)
+    stored = None
     if project or coef:
-        subject_vector(trait, vectors, "trait_eval with projections or steering")
+        stored = subject_vector(definition.name, vectors, "trait_eval with projections or steering")
     ckpts = parse_checkpoints(checkpoints)
     if layer is not None and not coef:
         raise TaskInputError("layer is the steering layer: pass a non-zero coef with it")
+    if layer is not None:
+        check_layers([int(layer)], stored)
     conditions: list[tuple[str, str | None]] = [(BASE, None), *ckpts]
     dataset = question_samples(
         definition,
@@ -89,7 +101,7 @@ def trait_eval(
         rollouts=rollouts,
         checkpoints=conditions,
         extra={
-            "coef": float(coef),
+            "coef": coef,
             "layer": layer,
             "positions": positions if coef else None,
             "condition": steering_label(coef, layer),
@@ -99,7 +111,7 @@ def trait_eval(
     if ckpts:
         solver.append(use_checkpoint())
     if coef:
-        solver.append(steer(vectors=vectors, coef=float(coef), positions=positions))
+        solver.append(steer(vectors=vectors, coef=coef, positions=positions))
     if project:
         solver.append(capture(vectors=vectors, cross_traits=cross_traits))
     solver.append(persona_generate())

@@ -30,17 +30,17 @@ def read_projections(state: TaskState) -> tuple[dict[str, float], dict[str, Any]
     a task share one key set.
     """
     cond = PersonaCondition(store=state.store)
-    cap = cond.capture or {}
-    primary = cap.get("trait")
-    vectors: dict[str, dict[str, Any]] = cap.get("vectors") or {}
+    cap = cond.capture
+    primary = cap.trait if cap else None
+    vectors = cap.vectors if cap else {}
     found = persona_metadata(state).get("projections") or {}
     values = {key: math.nan for key in KEYS}
     info: dict[str, Any] = {"trait": primary, "layer": None, "vector": None}
-    for name, spec in vectors.items():
-        stats = (found.get(spec["path"]) or {}).get(str(spec["layer"])) or {}
+    for name, ref in vectors.items():
+        stats = (found.get(ref.path) or {}).get(str(ref.layer)) or {}
         suffix = "" if name == primary else f"_{name}"
         values[f"proj_response{suffix}"] = _num(stats.get("response_mean"))
         values[f"proj_prompt_last{suffix}"] = _num(stats.get("prompt_last"))
         if name == primary:
-            info.update(layer=int(spec["layer"]), vector=spec["path"])
+            info.update(layer=ref.layer, vector=ref.path)
     return values, info

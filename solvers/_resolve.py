@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from inspect_ai.model import Model, get_model
 
+import traits
 from persona.errors import PersonaError
 from persona.model.loading import EMBEDDED, ModelSource, resolve
-
-if TYPE_CHECKING:
-    from persona.model.vectors import PersonaVector
+from persona.model.vector_store import StoredVector, VectorStore, resolve_layer
 
 PROVIDER = "persona"
+DEFAULT_VECTORS = "vectors"
 
 
 def is_persona(model: Model) -> bool:
@@ -46,36 +45,45 @@ def model_id(model: Model) -> str:
     return source_of(model).model_id
 
 
-def resolve_vector(name: str, vectors: str | Path, model_id: str) -> Path:
-    """A trait name (looked up under ``vectors``) or a ``.safetensors`` path -> the file."""
-    path = Path(name).expanduser()
-    if name.endswith(".safetensors") or path.is_file():
-        if not path.is_file():
-            raise PersonaError(f"no persona vector file at {name}")
-        return path.resolve()
-    from persona.model.vectors import find_vector
+def vectors_folder(model: Model | None, given: str | Path | None) -> Path:
+    """Where trait vectors are looked up (the rule is in docs/tasks.md, "Where vectors come from").
 
-    return find_vector(vectors, model_id, name).resolve()
-
-
-@lru_cache(maxsize=64)
-def _load(path: str, mtime_ns: int) -> PersonaVector:
-    from persona.model.vectors import load_vector
-
-    return load_vector(path)
-
-
-def cached_vector(path: str | Path) -> PersonaVector:
-    """Load a vector file once per modification time."""
-    p = Path(path)
-    return _load(str(p), p.stat().st_mtime_ns)
+    ``given`` (a task's ``-T vectors`` or a solver's ``vectors``), else the persona provider's
+    ``-M vectors``, else ``./vectors``. Both given and naming different places is an error, so
+    neither setting is ever silently ignored.
+    """
+    provider = provider_vectors(model)
+    if given is None or given == "":
+        return provider or Path(DEFAULT_VECTORS).resolve()
+    path = Path(given).expanduser().resolve()
+    if provider is not None and provider != path:
+        raise PersonaError(
+            f"-T vectors={given} and the provider's -M vectors={provider} name different "
+            "places: pass one of them (tasks use the provider's when -T vectors is not given)"
+        )
+    return path
 
 
-def vector_layer(vector: PersonaVector, hint: int | None = None) -> int:
-    """The trait's layer: calibrated, else the trait's hint for this model, else the middle."""
-    from persona.model.vectors import default_layer
+def provider_vectors(model: Model | None) -> Path | None:
+    """The persona provider's ``-M vectors`` (absolute), when the model is served by it."""
+    store = getattr(getattr(model, "api", None), "vectors", None)
+    return store.folder if isinstance(store, VectorStore) else None
 
-    return default_layer(vector, vector.num_layers, hint)
+
+def vector_store(model: Model, vectors: str | Path | None) -> VectorStore:
+    """The store for a model under evaluation and a ``vectors`` setting (see vectors_folder)."""
+    return VectorStore(vectors_folder(model, vectors))
+
+
+def layer_hint(trait: str, model_id: str) -> int | None:
+    """A library trait's suggested layer for a model (None for other names and paths)."""
+    return traits.load(trait).layer_hint(model_id) if trait in traits.available() else None
+
+
+def trait_layer(stored: StoredVector, trait: str, model_id: str, layer: int | None = None) -> int:
+    """A trait's layer: ``layer``, else calibrated, else the trait's hint, else the middle."""
+    vector = stored.vector
+    return resolve_layer(vector, vector.num_layers, layer=layer, hint=layer_hint(trait, model_id))
 
 
 def _canonical(source: ModelSource) -> set[str]:

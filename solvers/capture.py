@@ -10,41 +10,32 @@ from inspect_ai.solver import Generate, Solver, TaskState, solver
 
 import traits
 from persona.errors import PersonaError
-from solvers._resolve import cached_vector, model_id, require_persona, resolve_vector, vector_layer
-from solvers.condition import PersonaCondition
+from persona.model.vector_store import VectorStore
+from solvers._resolve import model_id, require_persona, trait_layer, vector_store
+from solvers.condition import CaptureRecord, PersonaCondition, VectorRef
 
 
-def vector_spec(name: str, vectors: str, mid: str, layer: int | None = None) -> dict[str, object]:
-    """``{"path", "layer"}`` of a trait's vector for a model (layer: given, else the trait's)."""
-    path = resolve_vector(name, vectors, mid)
-    if layer is None:
-        hint = traits.load(name).layer_hint(mid) if name in traits.available() else None
-        layer = vector_layer(cached_vector(path), hint)
-    return {"path": str(path), "layer": int(layer)}
+def vector_ref(store: VectorStore, name: str, mid: str, layer: int | None = None) -> VectorRef:
+    """A trait's vector file for a model and its layer (given, else the trait's)."""
+    stored = store.get(name, mid)
+    return VectorRef(path=str(stored.path), layer=trait_layer(stored, name, mid, layer))
 
 
-def other_traits(primary: str, vectors: str, mid: str, wanted: bool | Sequence[str]) -> list[str]:
+def other_traits(
+    primary: str, store: VectorStore, mid: str, wanted: bool | Sequence[str]
+) -> list[str]:
     """Traits for cross-trait projections: all with a vector for this model, or those named."""
     if not wanted:
         return []
     if wanted is True:
-        names = []
-        for name in traits.available():
-            if name == primary:
-                continue
-            try:
-                resolve_vector(name, vectors, mid)
-            except PersonaError:
-                continue
-            names.append(name)
-        return names
+        return [n for n in traits.available() if n != primary and store.has(n, mid)]
     return [n for n in wanted if n != primary]  # type: ignore[union-attr]
 
 
 @solver
 def capture(
     trait: str | None = None,
-    vectors: str = "vectors",
+    vectors: str | None = None,
     layer: int | None = None,
     project: bool = True,
     cross_traits: bool | Sequence[str] = False,
@@ -55,10 +46,11 @@ def capture(
 
     With ``project``, the response-mean and last-prompt-token projections onto the trait's
     vector at its layer (``layer`` overrides), plus other traits' vectors for
-    ``cross_traits`` (True: every trait with a vector for this model). With ``means``, the full
-    per-layer means go to a sidecar file (extraction).
+    ``cross_traits`` (True: every trait with a vector for this model). Vectors are found under
+    ``vectors`` (default: the provider's ``-M vectors``, else ``./vectors``). With ``means``, the
+    full per-layer means go to a sidecar file in ``sidecar_dir`` (extraction).
     """
-    resolved: dict[str, dict[str, object]] = {}
+    resolved: dict[str, dict[str, VectorRef]] = {}
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         name = trait or state.metadata.get("trait")
@@ -69,16 +61,16 @@ def capture(
         mid = model_id(model)
         key = f"{mid}|{name}"
         if key not in resolved:
-            specs: dict[str, object] = {}
+            refs: dict[str, VectorRef] = {}
             if project:
-                specs[name] = vector_spec(name, vectors, mid, layer)
-                for other in other_traits(name, vectors, mid, cross_traits):
-                    specs[other] = vector_spec(other, vectors, mid)
-            resolved[key] = specs
-        spec: dict[str, object] = {"trait": name, "vectors": resolved[key], "means": means}
-        if sidecar_dir:
-            spec["sidecar_dir"] = str(Path(sidecar_dir).expanduser().resolve())
-        PersonaCondition(store=state.store).capture = spec
+                store = vector_store(model, vectors)
+                refs[name] = vector_ref(store, name, mid, layer)
+                for other in other_traits(name, store, mid, cross_traits):
+                    refs[other] = vector_ref(store, other, mid)
+            resolved[key] = refs
+        sidecars = str(Path(sidecar_dir).expanduser().resolve()) if sidecar_dir else None
+        record = CaptureRecord(trait=name, vectors=resolved[key], means=means, sidecar_dir=sidecars)
+        PersonaCondition(store=state.store).capture = record
         return state
 
     return solve

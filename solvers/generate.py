@@ -14,33 +14,19 @@ from inspect_ai.model import get_model
 from inspect_ai.model._generate_config import active_generate_config
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
+from persona.provider.protocol import EXTRA_BODY_KEY, PersonaRequest, parse_extra_body
 from solvers._resolve import is_persona, require_persona
 from solvers.condition import PersonaCondition
 
-KEY = "persona"
-_STEER_KEYS = ("vector", "layer", "coef", "positions", "kind")
+KEY = EXTRA_BODY_KEY
 
 
-def build_request(cond: PersonaCondition) -> dict[str, Any]:
-    """The persona request for a condition (empty when nothing is asked of the provider)."""
-    req: dict[str, Any] = {}
-    if cond.steer:
-        req["steer"] = [{k: s[k] for k in _STEER_KEYS if k in s} for s in cond.steer]
-    cap = cond.capture or {}
-    vectors = cap.get("vectors") or {}
-    if vectors or cap.get("means"):
-        spec: dict[str, Any] = {}
-        if vectors:
-            spec["traits"] = [v["path"] for v in vectors.values()]
-            spec["layers"] = sorted({int(v["layer"]) for v in vectors.values()})
-        if cap.get("means"):
-            spec["means"] = True
-        if cap.get("sidecar_dir"):
-            spec["sidecar_dir"] = cap["sidecar_dir"]
-        req["capture"] = spec
-    if cond.adapter:
-        req["adapter"] = cond.adapter
-    return req
+def build_request(cond: PersonaCondition) -> PersonaRequest | None:
+    """The persona request for a condition (None when nothing is asked of the provider)."""
+    capture = cond.capture.spec() if cond.capture else None
+    if not cond.steer and capture is None and not cond.adapter:
+        return None
+    return PersonaRequest(steer=list(cond.steer), capture=capture, adapter=cond.adapter)
 
 
 def merge_extra_body(existing: dict[str, Any] | None, request: dict[str, Any]) -> dict[str, Any]:
@@ -90,16 +76,17 @@ def persona_generate(paired_seeds: bool = True, **kwargs: Any) -> Solver:
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         cond = PersonaCondition(store=state.store)
-        request = build_request(cond)
+        built = build_request(cond)
         model = get_model()
-        if request:
+        if built is not None:
             require_persona(model, "steering, capture and checkpoint switching")
+        request = built.model_dump(mode="json", exclude_defaults=True) if built else {}
         if is_persona(model) and paired_seeds:
             request["seed"] = pair_seed(state, active_generate_config().seed)
         if request:
             body = merge_extra_body(_current_extra_body(), request)
+            cond.request = parse_extra_body({KEY: body[KEY]})
             state = await generate(state, extra_body=body, **kwargs)
-            cond.request = body[KEY]
         else:
             state = await generate(state, **kwargs)
         cond.model = state.output.model

@@ -17,7 +17,8 @@ def persona_prompt(
     """Put "You are a/an {name} assistant. {instruction}" first in the conversation.
 
     Arguments left out are read from the sample metadata (``polarity``, ``instruction_index``,
-    ``trait``); a sample without a polarity gets no system prompt.
+    ``trait``); ``trait`` is a trait name or a path to its YAML file. A sample without a polarity
+    gets no system prompt.
     """
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
@@ -40,7 +41,7 @@ def persona_prompt(
         state.messages = [m for m in state.messages if m.role != "system"]
         state.messages.insert(0, ChatMessageSystem(content=text))
         cond = PersonaCondition(store=state.store)
-        cond.trait = name
+        cond.trait = definition.name
         cond.polarity = pol
         cond.instruction_index = index
         cond.system_prompt = text

@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from inspect_ai.model import get_model
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
-import traits
 from persona.errors import PersonaError
-from solvers._resolve import cached_vector, model_id, require_persona, resolve_vector, vector_layer
+from persona.model.engine import POSITIONS
+from persona.model.vector_store import resolve_layer
+from persona.model.vectors import KINDS
+from persona.provider.protocol import SteerSpec
+from solvers._resolve import model_id, require_persona, trait_layer, vector_store
 from solvers.condition import PersonaCondition
-
-POSITIONS = ("all", "prompt", "response")
 
 
 @solver
@@ -22,17 +23,20 @@ def steer(
     coef: float | None = None,
     positions: str | None = None,
     kind: str = "response_avg",
-    vectors: str = "vectors",
+    vectors: str | None = None,
 ) -> Solver:
     """Record steering ``h <- h + coef * v`` for the next :func:`persona_generate`.
 
-    ``vector`` is a trait name (its vector is found under ``vectors`` for the model under
-    evaluation) or a ``.safetensors`` path; default: the sample's trait. ``layer`` may be a list
-    (one entry per layer); default: the sample's ``layer``, else the vector's calibrated layer,
-    else the trait's hint, else the middle layer. ``coef`` and ``positions`` default to the
-    sample's metadata (else 0 and ``response``). The condition goes to the store and the sample
-    metadata (``coef``, ``layer``, ``positions``).
+    ``vector`` is a trait name (its vector is found under ``vectors``, default: the provider's
+    ``-M vectors``, else ``./vectors``) or a ``.safetensors`` path; default: the sample's trait.
+    ``layer`` may be a list (one entry per layer); default: the sample's ``layer``, else the
+    vector's calibrated layer, else the trait's hint, else the middle layer. ``coef`` and
+    ``positions`` default to the sample's metadata (else 0 and ``response``). The resolved
+    :class:`~persona.provider.protocol.SteerSpec` entries go to the store; ``coef``, ``layer``
+    and ``positions`` to the sample metadata.
     """
+    if kind not in KINDS:
+        raise PersonaError(f"unknown vector kind {kind!r}: use one of {', '.join(KINDS)}")
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         c = coef if coef is not None else float(state.metadata.get("coef") or 0.0)
@@ -48,13 +52,15 @@ def steer(
         model = get_model()
         require_persona(model, "steering")
         mid = model_id(model)
-        path = resolve_vector(name, vectors, mid)
-        layers = _layers(layer if layer is not None else state.metadata.get("layer"))
-        if not layers:
-            hint = traits.load(name).layer_hint(mid) if name in traits.available() else None
-            layers = [vector_layer(cached_vector(path), hint)]
+        stored = vector_store(model, vectors).get(name, mid)
+        wanted = _layers(layer if layer is not None else state.metadata.get("layer"))
+        if wanted:
+            n = stored.vector.num_layers
+            layers = [resolve_layer(stored.vector, n, layer=lay) for lay in wanted]
+        else:
+            layers = [trait_layer(stored, name, mid)]
         entries = [
-            {"vector": str(path), "layer": lay, "coef": c, "positions": pos, "kind": kind}
+            SteerSpec(vector=str(stored.path), layer=lay, coef=c, positions=pos, kind=kind)
             for lay in layers
         ]
         cond = PersonaCondition(store=state.store)

@@ -14,10 +14,11 @@ from inspect_ai.util import Store
 
 import traits
 from persona.errors import PersonaError
+from persona.provider.protocol import PersonaRequest, SteerSpec
 from scorers import projection
 from solvers import capture, persona_generate, persona_prompt, steer, use_checkpoint
 from solvers._resolve import check_checkpoint, is_persona
-from solvers.condition import PersonaCondition
+from solvers.condition import CaptureRecord, PersonaCondition, VectorRef
 from solvers.generate import build_request, merge_extra_body, pair_seed
 
 
@@ -98,24 +99,36 @@ def test_merge_keeps_other_keys_and_concatenates_steering():
 
 def test_build_request_from_condition():
     cond = PersonaCondition(store=Store())
-    assert build_request(cond) == {}
-    cond.steer = [{"vector": "/v.safetensors", "layer": 2, "coef": 1.5, "positions": "all"}]
-    cond.capture = {
-        "trait": "evil",
-        "vectors": {"evil": {"path": "/v", "layer": 2}, "impolite": {"path": "/w", "layer": 3}},
-        "means": True,
-        "sidecar_dir": "/side",
-    }
+    assert build_request(cond) is None
+    entry = SteerSpec(vector="/v.safetensors", layer=2, coef=1.5, positions="all")
+    cond.steer = [entry]
+    cond.capture = CaptureRecord(
+        trait="evil",
+        vectors={"evil": VectorRef(path="/v", layer=2), "impolite": VectorRef(path="/w", layer=3)},
+        means=True,
+        sidecar_dir="/side",
+    )
     cond.adapter = "/ckpt"
     req = build_request(cond)
-    assert req["steer"] == cond.steer
-    assert req["capture"] == {
+    assert isinstance(req, PersonaRequest)
+    assert req.steer == [entry]  # the typed record travels unchanged
+    assert req.capture is not None
+    assert req.capture.model_dump(exclude_defaults=True) == {
         "traits": ["/v", "/w"],
         "layers": [2, 3],
         "means": True,
         "sidecar_dir": "/side",
     }
-    assert req["adapter"] == "/ckpt"
+    assert req.adapter == "/ckpt"
+
+
+def test_condition_records_are_typed_when_read_back_from_the_store():
+    store = Store()
+    PersonaCondition(store=store).steer = [SteerSpec(vector="evil", layer=1, coef=2.0)]
+    raw = store.get("PersonaCondition:steer")
+    store.set("PersonaCondition:steer", [s.model_dump() for s in raw])  # as a log holds it
+    (entry,) = PersonaCondition(store=store).steer
+    assert isinstance(entry, SteerSpec) and entry.positions == "response"
 
 
 def test_pair_seed_is_shared_across_conditions_only():
@@ -197,7 +210,8 @@ def test_prompt_steer_capture_end_to_end(tiny_dir, vectors, tmp_path):
     assert entry["layer"] == 2 and entry["coef"] == 4.0 and entry["positions"] == "all"
     assert entry["vector"].endswith("evil.safetensors")
     request = store["PersonaCondition:request"]
-    assert request["steer"][0] == external and request["steer"][1]["coef"] == 4.0
+    defaults = {"positions": "response", "kind": "response_avg"}
+    assert request["steer"][0] == {**external, **defaults} and request["steer"][1]["coef"] == 4.0
     assert steered.metadata["coef"] == 4.0 and steered.metadata["positions"] == "all"
     meta_out = steered.output.metadata["persona"]
     assert meta_out["steering_active"] is True

@@ -359,3 +359,174 @@ def test_postprocess_ignores_other_logs():
 
     log = SimpleNamespace(eval=SimpleNamespace(metadata={"trait": "evil"}))
     assert postprocess(log) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# A trait given as a path, where vectors come from, and checks made when a task is built
+
+
+@pytest.fixture(scope="module")
+def trait_file(tmp_path_factory) -> Path:
+    """``evil.yaml`` outside the trait library, given to tasks by absolute path."""
+    path = tmp_path_factory.mktemp("my-traits") / "evil.yaml"
+    shutil.copy(traits.find("evil"), path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("extract_vector", {"min_pairs": 1, "write": False}),
+        ("trait_eval", {"coef": 2.0}),
+        ("steering_sweep", {"layers": "2", "coefs": "2"}),
+        ("checkpoint_shift", {}),
+    ],
+)
+def test_trait_given_as_a_path_finds_its_vector_by_name(
+    name, args, trait_file, vector_file, tiny_dir, work
+):
+    if name == "checkpoint_shift":
+        args = {"checkpoints": str(save_adapter(tiny_dir, work / "lora-path", ["q_proj"]))}
+    log = run_task(
+        name,
+        tiny_dir,
+        work,
+        trait=str(trait_file),
+        questions=1,
+        judge=False,
+        vectors=str(work / "vectors"),
+        **{**FAST, **args},
+    )
+    assert {s.metadata["trait"] for s in log.samples} == {"evil"}
+    if name == "extract_vector":
+        assert log.samples[0].messages[0].role == "system"  # the file's own instructions
+        return
+    vectors = {s.scores["persona_score"].metadata["vector"] for s in log.samples}
+    assert vectors == {str(vector_file.resolve())}
+
+
+def test_tasks_use_the_providers_vectors(vector_file, tiny_dir, work):
+    """``-M vectors=DIR`` alone is enough; ``-T vectors`` naming the same place agrees."""
+    for task_args in ({}, {"vectors": str(work / "vectors")}):
+        log = inspect_eval(
+            "evals/trait_eval.py",
+            task_args={"trait": "evil", "questions": 1, "judge": False, **FAST, **task_args},
+            model=f"persona/{tiny_dir}",
+            model_args={"vectors": str(work / "vectors")},
+            display="none",
+            log_dir=str(work / "logs"),
+        )[0]
+        assert log.status == "success", log.error
+        score = log.samples[0].scores["persona_score"]
+        assert score.metadata["vector"] == str(vector_file.resolve())
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "model_args", "message"),
+    [
+        ("trait_eval", {"coef": "abc"}, {}, "-T coef: not a number: 'abc'"),
+        ("trait_eval", {"coef": math.nan}, {}, "-T coef: not a finite number"),
+        ("trait_eval", {"coef": 2.0, "layer": 999}, {}, "layer 999 is out of range"),
+        ("trait_eval", {"coef": 2.0, "positions": "middle"}, {}, "unknown positions 'middle'"),
+        ("trait_eval", {"temperature": -1}, {}, "-T temperature: -1 is out of range"),
+        ("steering_sweep", {"layers": "999"}, {}, "layer 999 is out of range"),
+        ("steering_sweep", {"coefs": "1,nan"}, {}, "-T coefs: not a finite number"),
+        ("trait_eval", {"vectors": "other"}, {"vectors": "VECTORS"}, "name different places"),
+        ("trait_eval", {}, {"vectors": "/nonexistent"}, "vectors=/nonexistent does not exist"),
+        ("trait_eval", {}, {"adapter": "/nonexistent"}, "no adapter folder at /nonexistent"),
+        ("trait_eval", {}, {"device": "tpu"}, "unknown device 'tpu'"),
+        ("trait_eval", {}, {"dtype": "int3"}, "unknown dtype 'int3'"),
+    ],
+)
+def test_bad_task_and_provider_input_fails_when_built(
+    name, args, model_args, message, tiny_dir, work, extraction
+):
+    model_args = {k: str(work / "vectors") if v == "VECTORS" else v for k, v in model_args.items()}
+    args = {"trait": "evil", "questions": 1, **FAST, **args}
+    args.setdefault("vectors", model_args.get("vectors") or str(work / "vectors"))
+    with pytest.raises(PersonaError, match=message):
+        inspect_eval(
+            f"evals/{name}.py",
+            task_args=args,
+            model=f"persona/{tiny_dir}",
+            model_args=model_args,
+            display="none",
+            log_dir=str(work / "bad-logs"),
+        )
+    assert not (work / "bad-logs").exists() or not list((work / "bad-logs").iterdir())
+
+
+@pytest.mark.parametrize("kind", ["wrong shape", "pickle", "other trait"])
+def test_bad_vector_files_fail_when_built(kind, tiny_dir, work, tmp_path):
+    import pickle
+
+    from test_solvers import save_random_vector
+    from test_vectors import make_vector
+
+    from persona.model.vectors import save_vector
+
+    folder = tmp_path / "vectors"
+    path = vector_path(folder, str(tiny_dir.resolve()), "evil")
+    if kind == "wrong shape":  # 4 layers of d=8, the tiny model has d=32
+        save_vector(make_vector(), path)
+        message = "d=8.* but this model has 4 layers, d=32"
+    elif kind == "pickle":
+        path.parent.mkdir(parents=True)
+        path.write_bytes(pickle.dumps({"response_avg": [0.0]}))
+        message = "not a readable safetensors file"
+    else:
+        path.parent.mkdir(parents=True)
+        shutil.move(save_random_vector(tmp_path / "h", tiny_dir, "humorous", 0), path)
+        message = "is the 'humorous' vector, not 'evil'"
+    with pytest.raises(PersonaError, match=message):
+        run_task("trait_eval", tiny_dir, work, trait="evil", vectors=str(folder), **FAST)
+
+
+def test_sweep_without_judge_neither_judges_nor_writes(vector_file, tiny_dir, work, caplog):
+    before = vector_file.stat().st_mtime_ns
+    log = run_task(
+        "steering_sweep",
+        tiny_dir,
+        work,
+        trait="evil",
+        layers="2",
+        coefs="2",
+        questions=1,
+        judge=False,
+        vectors=str(work / "vectors"),
+        **FAST,
+    )
+    assert "no layer is chosen" in caplog.text
+    for s in log.samples:
+        assert math.isnan(s.scores["persona_score"].value["trait"])
+        assert math.isfinite(s.scores["persona_score"].value["proj_response"])
+    assert vector_file.stat().st_mtime_ns == before
+
+
+def test_sidecars_go_to_the_documented_folder(tmp_path, monkeypatch):
+    from persona.provider.calls import sidecar_dir
+
+    monkeypatch.setenv("PERSONA_SIDECAR_DIR", str(tmp_path / "side"))
+    assert sidecar_dir() == tmp_path / "side"
+    monkeypatch.delenv("PERSONA_SIDECAR_DIR")
+    monkeypatch.setenv("PERSONA_CACHE_DIR", str(tmp_path / "cache"))
+    assert sidecar_dir() == tmp_path / "cache" / "sidecars"  # never ./persona-out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-M", "vectors=/nonexistent"], "vectors=/nonexistent does not exist"),
+        (["-T", "coef=abc"], "-T coef: not a number"),
+    ],
+)
+def test_inspect_eval_exits_non_zero_with_one_line(args, message, tiny_dir, work):
+    """``--display none`` would hide the message too, so the run uses the plain display."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PWD": str(work)}
+    inspect = Path(sys.executable).parent / "inspect"
+    cmd = [str(inspect), "eval", f"{ROOT / 'evals' / 'trait_eval.py'}@trait_eval", *args]
+    cmd += ["--model", f"persona/{tiny_dir}", "--log-dir", "bad-cli-logs", "--display", "plain"]
+    done = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert message in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr + done.stdout

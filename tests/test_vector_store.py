@@ -35,6 +35,8 @@ def test_lookup_by_model_folder_then_flat_then_file(tmp_path):
         find("evil", tmp_path, "other")
     with pytest.raises(PersonaError, match="no persona vector file"):
         find(str(tmp_path / "nope.safetensors"), tmp_path, "org/model")
+    with pytest.raises(PersonaError, match="no persona vector file"):
+        find(str(tmp_path / "evil.pt"), tmp_path, "org/model")  # a path, never a trait name
     with pytest.raises(PersonaError, match="no vectors folder is set: pass -M vectors"):
         find("evil", None, "org/model")
 

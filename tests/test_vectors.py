@@ -15,9 +15,7 @@ from persona.model.vectors import (
     build_meta,
     check_compatible,
     cosine,
-    default_layer,
     diff_of_means,
-    find_vector,
     load_vector,
     project,
     save_vector,
@@ -68,7 +66,6 @@ def test_save_load_round_trip(tmp_path):
     assert back.meta["trait"] == "evil" and back.layer == 2
     assert "decoder block L-1" in back.meta["layer_convention"]
     assert back.meta["filter"] == {}
-    assert find_vector(tmp_path, "org/model", "evil") == path
     assert not list(tmp_path.rglob("*.tmp")), "atomic write leaves no temp files"
 
 
@@ -112,15 +109,11 @@ def test_unreadable_and_missing_files(tmp_path):
     junk.write_bytes(b"not a safetensors file")
     with pytest.raises(PersonaError, match="not a readable safetensors"):
         load_vector(junk)
-    with pytest.raises(PersonaError, match="persona extract --trait evil"):
-        find_vector(tmp_path, "m", "evil")
 
 
-def test_layer_access_and_default_layer():
+def test_layer_access():
     vec = make_vector()
     with pytest.raises(PersonaError, match="0..4"):
         vec.at(5)
-    assert default_layer(vec, 4) == 2
-    assert default_layer(vec.with_meta(layer=3), 4) == 3
-    assert default_layer(None, 30, hint=20) == 20
-    assert default_layer(None, 30, hint=99) == 15
+    with pytest.raises(PersonaError, match="unknown vector kind"):
+        vec.at(1, "mean")

@@ -234,7 +234,8 @@ class _Context:
         return {"log": log, "vector": str(self.vector_file), "filter": info}
 
     def sweep(self) -> dict[str, Any]:
-        from persona.model.vectors import default_layer, save_vector
+        from persona.model.vector_store import resolve_layer
+        from persona.model.vectors import save_vector
 
         log = self._run(
             "steering_sweep",
@@ -248,7 +249,8 @@ class _Context:
         vec = self._vector()
         layer = vec.layer
         if layer is None:
-            layer = default_layer(None, self.lm.num_layers, self.trait.layer_hint(self.lm.model_id))
+            hint = self.trait.layer_hint(self.lm.model_id)
+            layer = resolve_layer(None, self.lm.num_layers, hint=hint)
             why = "" if self.opts.judge else " (expected while the model judges itself)"
             self.console.print(
                 f"[yellow]no layer met the coherence bar{why}: using the default layer {layer}[/]"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,25 +28,6 @@ def task_file(name: str) -> str:
     return f"{path}@{name}"
 
 
-@contextmanager
-def launched_here() -> Iterator[None]:
-    """Set ``$PWD`` to the working directory while Inspect loads task files.
-
-    Inspect creates a task with the working directory moved to the task file's folder; the
-    task files resolve relative path arguments against ``$PWD`` (``evals._common.launch_dir``),
-    which a Python caller that changed directory has not updated.
-    """
-    before = os.environ.get("PWD")
-    os.environ["PWD"] = os.getcwd()
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("PWD", None)
-        else:
-            os.environ["PWD"] = before
-
-
 def run_task(
     name: str,
     model: str,
@@ -65,6 +44,8 @@ def run_task(
     files read it from ``$PWD`` while Inspect has moved to ``evals/`` (``evals._common``).
     """
     from inspect_ai import eval as inspect_eval
+
+    from evals._common import launched_here
 
     with launched_here():
         logs = inspect_eval(

@@ -155,24 +155,17 @@ def resolve_edits(
     layer_hint: LayerHint | None = None,
 ) -> tuple[list[TrainingEdit], list[dict[str, Any]]]:
     """Load each spec's vector, check it fits the model, pick its layer; return edits + records."""
-    from persona.model.vectors import check_compatible, default_layer, find_vector, load_vector
+    from persona.model.vector_store import ModelShape, VectorStore, resolve_layer
 
     edits, records = [], []
     for spec in specs:
         if vectors is None:
             raise PersonaError(f"--{spec.kind} {spec.trait} needs --vectors (a vectors folder)")
-        path = find_vector(vectors, model_id, spec.trait)
-        vector = load_vector(path)
-        check_compatible(
-            vector,
-            num_layers=num_layers,
-            hidden_size=hidden_size,
-            fingerprint=fingerprint,
-            source=f"vector {path}",
-        )
+        shape = ModelShape(model_id, num_layers, hidden_size, fingerprint)
+        stored = VectorStore(vectors).get(spec.trait, model_id, shape=shape)
+        path, vector = stored.path, stored.vector
         hint = layer_hint(spec.trait) if layer_hint else None
-        layer = spec.layer if spec.layer is not None else default_layer(vector, num_layers, hint)
-        check_layer(layer, num_layers)
+        layer = resolve_layer(vector, num_layers, layer=spec.layer, hint=hint)
         edits.append(TrainingEdit(spec.kind, layer, vector.at(layer), spec.coef, spec.trait))
         record = {"trait": spec.trait, "layer": layer, "vector": str(path)}
         record["vector_sha256"] = file_sha256(path)

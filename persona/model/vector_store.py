@@ -5,7 +5,8 @@ checks and picks the layer of a vector here, so the rules are the same everywher
 
 * **lookup**: a trait name is looked up under a vectors folder, as
   ``<dir>/<model-slug>/<trait>.safetensors`` and then ``<dir>/<trait>.safetensors``; the folder
-  may also be one vector file. A name ending in ``.safetensors`` is that file.
+  may also be one vector file. A name ending in ``.safetensors`` or holding a path separator
+  is that file (trait names never hold one).
 * **identity**: a vector records its trait; asking for another trait is an error.
 * **fit**: layer count and hidden size must match the model, and the weights' fingerprint too
   once the weights are loaded (base-model vectors are right for its adapters).
@@ -17,6 +18,7 @@ Files are cached by path and modification time, so a sweep that records a layer 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -69,7 +71,7 @@ def source_shape(source: ModelSource) -> ModelShape | None:
 
 def is_vector_file(name: str) -> bool:
     """Whether a vector argument names a file rather than a trait."""
-    return name.endswith(SUFFIX)
+    return name.endswith(SUFFIX) or os.sep in name
 
 
 def find(name: str, vectors: str | Path | None, model_id: str) -> Path:

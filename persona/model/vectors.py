@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 
@@ -21,7 +21,9 @@ from persona.errors import PersonaError
 from persona.model.loading import model_slug
 
 FORMAT = "persona-vector/1"
-KINDS = ("response_avg", "prompt_avg", "prompt_last")
+#: The three per-layer means a vector file holds (the only definition of vector kinds).
+Kind = Literal["response_avg", "prompt_avg", "prompt_last"]
+KINDS: tuple[Kind, ...] = get_args(Kind)
 LAYER_CONVENTION = (
     "hidden_states index: 0 = embeddings, L = output of decoder block L-1 (0-based); "
     "steering at L edits block L-1's output"
@@ -69,12 +71,12 @@ class PersonaVector:
         value = self.meta.get("layer")
         return int(value) if value not in (None, "") else None
 
-    def tensor(self, kind: str = "response_avg") -> torch.Tensor:
+    def tensor(self, kind: Kind | str = "response_avg") -> torch.Tensor:
         if kind not in KINDS:
             raise PersonaError(f"unknown vector kind {kind!r}: use one of {', '.join(KINDS)}")
         return getattr(self, kind)
 
-    def at(self, layer: int, kind: str = "response_avg") -> torch.Tensor:
+    def at(self, layer: int, kind: Kind | str = "response_avg") -> torch.Tensor:
         """Raw vector at one layer (``[d]``)."""
         if not 0 <= layer <= self.num_layers:
             raise PersonaError(
@@ -82,7 +84,7 @@ class PersonaVector:
             )
         return self.tensor(kind)[layer]
 
-    def unit(self, layer: int, kind: str = "response_avg") -> torch.Tensor:
+    def unit(self, layer: int, kind: Kind | str = "response_avg") -> torch.Tensor:
         """Unit vector at one layer; projections always use it."""
         v = self.at(layer, kind)
         norm = v.norm()
@@ -238,29 +240,3 @@ def check_compatible(
             f"fingerprint {fingerprint}: extract a vector for this model, or use the base "
             "model's vector with its base weights"
         )
-
-
-def find_vector(directory: str | Path, model_id: str, trait: str) -> Path:
-    """Locate a trait's vector under a vectors folder (or accept a direct file path)."""
-    directory = Path(directory)
-    if directory.is_file():
-        return directory
-    path = vector_path(directory, model_id, trait)
-    if path.exists():
-        return path
-    flat = directory / f"{trait}.safetensors"
-    if flat.exists():
-        return flat
-    raise PersonaError(
-        f"no {trait} vector for {model_id} in {directory}: create it with "
-        f"`persona extract --trait {trait} --model {model_id} --out {directory}`"
-    )
-
-
-def default_layer(vector: PersonaVector | None, num_layers: int, hint: int | None = None) -> int:
-    """Layer to use: the vector's calibrated layer, else the trait's hint, else the middle."""
-    if vector is not None and vector.layer is not None:
-        return vector.layer
-    if hint is not None and 1 <= hint <= num_layers:
-        return hint
-    return max(1, num_layers // 2)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
+from inspect_ai._util.error import PrerequisiteError
 from inspect_ai.model import ChatMessage, GenerateConfig, Model, ModelAPI, ModelOutput
 from inspect_ai.model._model_info import MODEL_INFO_LOOKUP_API_KEY
 from inspect_ai.tool import ToolChoice, ToolInfo
@@ -25,13 +26,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from persona.errors import PersonaError
 from persona.model.engine import Engine, Request, Sampling, Steer
 from persona.model.loading import LoadedModel, ModelSource, attach_adapter, load_model, resolve
-from persona.model.vectors import default_layer
+from persona.model.vector_store import (
+    ModelShape,
+    VectorStore,
+    read,
+    resolve_layer,
+    source_shape,
+)
+from persona.model.vectors import check_compatible
 from persona.provider.batcher import Batcher
 from persona.provider.calls import (
     Call,
     GroupKey,
     Probe,
-    VectorStore,
     chat_messages,
     derive_seed,
     run_group,
@@ -40,6 +47,18 @@ from persona.provider.calls import (
 from persona.provider.protocol import PersonaRequest, SteeringOut, check_config, parse_extra_body
 
 DEFAULT_MAX_TOKENS = 512
+
+
+class InputError(PersonaError, PrerequisiteError):
+    """Bad input to a task or the provider: ``inspect eval`` prints the one message and exits 1.
+
+    Raised while Inspect builds the model and the tasks, before any sample runs (a sample error
+    would only be logged, and the run would exit 0).
+    """
+
+    def __init__(self, message: str) -> None:
+        PersonaError.__init__(self, message)
+        self.message = message
 
 
 class ProviderArgs(BaseModel):
@@ -73,6 +92,35 @@ def parse_args(model_args: dict[str, Any]) -> ProviderArgs:
         raise PersonaError(f"invalid model arg for the persona provider: {msgs}") from None
 
 
+def check_args(args: ProviderArgs, source: ModelSource, vectors: VectorStore) -> None:
+    """Check the model args before any weights load (files exist and fit, device is usable)."""
+    from persona import validate
+
+    if args.adapter:
+        validate.adapter_dir(args.adapter)
+    if args.device is not None:
+        validate.device(args.device)
+    if args.dtype is not None:
+        from persona.model.loading import _dtype
+
+        _dtype(args.dtype, args.device or "cpu")
+    folder = vectors.folder
+    if folder is None:
+        return
+    if not folder.exists():
+        raise PersonaError(f"vectors={args.vectors} does not exist")
+    if folder.is_file():  # one vector file: it must load, and fit the model when its shape is known
+        vector = read(folder)
+        shape = source_shape(source)
+        if shape is not None:
+            check_compatible(
+                vector,
+                num_layers=shape.num_layers,
+                hidden_size=shape.hidden_size,
+                source=f"vectors={args.vectors}",
+            )
+
+
 class PersonaAPI(ModelAPI):
     """Inspect ``ModelAPI`` over :class:`persona.model.engine.Engine` (shared weights, batched)."""
 
@@ -85,14 +133,19 @@ class PersonaAPI(ModelAPI):
         **model_args: Any,
     ) -> None:
         super().__init__(model_name, base_url, api_key, [], config)
-        self.args = parse_args(model_args)
+        try:
+            self.args = parse_args(model_args)
+        except PersonaError as e:
+            raise InputError(str(e)) from None
         self.lookup = api_key == MODEL_INFO_LOOKUP_API_KEY  # never load weights for these
         self._source: ModelSource | None = None
-        if not self.lookup:
-            self._source = resolve(model_name, self.args.adapter)
-            if self.args.vectors and not Path(self.args.vectors).expanduser().exists():
-                raise PersonaError(f"vectors={self.args.vectors} does not exist")
         self.vectors = VectorStore(self.args.vectors)
+        if not self.lookup:
+            try:
+                self._source = resolve(model_name, self.args.adapter)
+                check_args(self.args, self._source, self.vectors)
+            except PersonaError as e:
+                raise InputError(str(e)) from None
         self.batcher: Batcher[Call, ModelOutput] = Batcher(
             self._run, self.args.max_batch, self.args.batch_window
         )
@@ -220,42 +273,29 @@ class PersonaAPI(ModelAPI):
                 )
             response = messages[-1]["content"]
             messages = messages[:-1]
+        shape = ModelShape.of(lm)
         steers, steering = [], []
         for s in req.steer:
-            vec, _ = self.vectors.get(s.vector, lm.model_id, lm)
-            layer = s.layer if s.layer is not None else vec.layer
-            if layer is None:
-                raise PersonaError(
-                    f"steer entry for {s.vector!r} needs a 'layer': the vector has no "
-                    "calibrated layer"
-                )
-            if not 1 <= layer <= lm.num_layers:
-                raise PersonaError(
-                    f"steering layer {layer} is out of range: this model has layers "
-                    f"1..{lm.num_layers}"
-                )
+            vec = self.vectors.get(s.vector, lm.model_id, shape=shape).vector
+            layer = resolve_layer(vec, lm.num_layers, layer=s.layer)
             steers.append(Steer(vec.at(layer, s.kind), layer, s.coef, s.positions))
-            steering.append(
-                SteeringOut(
-                    vector=s.vector, layer=layer, coef=s.coef, positions=s.positions, kind=s.kind
-                )
-            )
+            steering.append(SteeringOut(**{**s.model_dump(), "layer": layer}))
         probes, tensors = [], {}
         cap = req.capture
         for name in cap.traits if cap else []:
             assert cap is not None
-            vec, path = self.vectors.get(name, lm.model_id, lm)
+            stored = self.vectors.get(name, lm.model_id, shape=shape)
             if cap.layers is not None:
                 layers = tuple(sorted(set(cap.layers)))
             else:
-                layers = (default_layer(vec, lm.num_layers),)
+                layers = (resolve_layer(stored.vector, lm.num_layers),)
             bad = [x for x in layers if not 0 <= x <= lm.num_layers]
             if bad:
                 raise PersonaError(
                     f"capture layer(s) {bad} out of range: this model has layers 0..{lm.num_layers}"
                 )
-            pkey = f"{path}#{cap.kind}"
-            tensors[pkey] = vec.tensor(cap.kind)
+            pkey = f"{stored.path}#{cap.kind}"
+            tensors[pkey] = stored.vector.tensor(cap.kind)
             probes.append(Probe(name, pkey, layers))
         sampling = self._sampling(config) if req.mode == "generate" else None
         seed = req.seed if req.seed is not None else self._seed(messages, req, sampling, config)

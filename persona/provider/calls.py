@@ -1,9 +1,9 @@
 """One provider call: from Inspect messages + ``extra_body`` to engine work and back.
 
-``prepare``-side helpers (run on the event loop): message conversion, vector resolution,
-per-call seeds. ``run_group`` (run in the batcher's worker thread): one engine call for a group
-of compatible calls, then one ``ModelOutput`` per call with compact metadata. Bulky arrays go to
-safetensors sidecar files, never into the log.
+``prepare``-side helpers (run on the event loop): message conversion and per-call seeds.
+``run_group`` (run in the batcher's worker thread): one engine call for a group of compatible
+calls, then one ``ModelOutput`` per call with compact metadata. Bulky arrays go to safetensors
+sidecar files, never into the log.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from inspect_ai.model import (
 
 from persona.errors import PersonaError
 from persona.model.engine import Capture, Engine, Request, Result, Sampling
-from persona.model.vectors import LAYER_CONVENTION, PersonaVector, check_compatible, find_vector
+from persona.model.loading import cache_dir
+from persona.model.vectors import LAYER_CONVENTION
 from persona.provider.protocol import PersonaMetadata, ProjectionOut
 
 STOP_REASONS = {"stop": "stop", "stop_seq": "stop", "max_tokens": "max_tokens", "scored": "stop"}
@@ -110,52 +111,6 @@ def sample_context() -> tuple[Any, int, str] | None:
     if state is None:
         return None
     return state.sample_id, state.epoch, state.uuid
-
-
-class VectorStore:
-    """Resolves trait names or paths to checked persona vectors (cached by file and mtime)."""
-
-    def __init__(self, vectors: str | None) -> None:
-        self.vectors = vectors
-        self._cache: dict[tuple[str, int], PersonaVector] = {}
-
-    def path(self, name: str, model_id: str) -> Path:
-        p = Path(name).expanduser()
-        if name.endswith(".safetensors") or os.sep in name or p.is_file():
-            if not p.is_file():
-                raise PersonaError(f"no persona vector file at {name}")
-            return p.resolve()
-        if not self.vectors:
-            raise PersonaError(
-                f"vector {name!r} is a trait name but the provider has no vectors folder: pass "
-                "-M vectors=DIR (or give a .safetensors path)"
-            )
-        path = find_vector(self.vectors, model_id, name).resolve()
-        return path
-
-    def get(self, name: str, model_id: str, lm: Any) -> tuple[PersonaVector, str]:
-        path = self.path(name, model_id)
-        key = (str(path), path.stat().st_mtime_ns)
-        vec = self._cache.get(key)
-        if vec is None:
-            from persona.model.vectors import load_vector
-
-            vec = load_vector(path)
-            check_compatible(
-                vec,
-                num_layers=lm.num_layers,
-                hidden_size=lm.hidden_size,
-                fingerprint=lm.base_fingerprint,  # base vectors are right for adapters too
-                source=f"vector {name!r} ({path})",
-            )
-            self._cache[key] = vec
-        if Path(self.vectors or "").is_file() and vec.trait and vec.trait != name:
-            if not (name.endswith(".safetensors") or os.sep in name):
-                raise PersonaError(
-                    f"vectors={self.vectors} holds trait {vec.trait!r}, not {name!r}: pass a "
-                    "vectors folder to use several traits"
-                )
-        return vec, str(path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,6 +237,16 @@ def _model_output(
     )
 
 
+def sidecar_dir() -> Path:
+    """Default folder of activation sidecars: ``$PERSONA_SIDECAR_DIR``, else the persona cache.
+
+    Files are named by content hash, so one shared folder never piles up duplicates and runs
+    started from different folders reuse it (docs/provider.md, "Sidecar files").
+    """
+    env = os.environ.get("PERSONA_SIDECAR_DIR")
+    return Path(env) if env else cache_dir() / "sidecars"
+
+
 def write_means(engine: Engine, call: Call, res: Result) -> str:
     """Write a call's per-layer means to ``<dir>/<content hash>.safetensors``; return the path."""
     from safetensors.torch import save_file
@@ -305,11 +270,7 @@ def write_means(engine: Engine, call: Call, res: Result) -> str:
     for k, v in tensors.items():
         h.update(k.encode())
         h.update(v.numpy().tobytes())
-    folder = Path(
-        call.sidecar_dir
-        or os.environ.get("PERSONA_SIDECAR_DIR")
-        or Path("persona-out") / "sidecars"
-    ).expanduser()
+    folder = Path(call.sidecar_dir or sidecar_dir()).expanduser()
     path = (folder / f"{h.hexdigest()[:32]}.safetensors").resolve()
     if not path.exists():
         with atomic_path(path) as tmp:

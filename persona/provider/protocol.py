@@ -3,7 +3,8 @@
 Requests arrive in ``GenerateConfig.extra_body["persona"]`` (:class:`PersonaRequest`); results go
 back in ``ModelOutput.metadata["persona"]`` (:class:`PersonaMetadata`). Unknown keys are errors,
 never ignored. This module also classifies every ``GenerateConfig`` field (handled by the
-provider, handled by Inspect itself, harmless to ignore, or refused). No torch here.
+provider, handled by Inspect itself, harmless to ignore, or refused). Steering positions and
+vector kinds are not defined here: they come from the engine and the vector file format.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from persona.errors import PersonaError
+from persona.model.engine import Position
+from persona.model.vectors import Kind
 
 EXTRA_BODY_KEY = "persona"
 Mode = Literal["generate", "score", "candidates"]
-Positions = Literal["all", "prompt", "response"]
-Kind = Literal["response_avg", "prompt_avg", "prompt_last"]
+Positions = Position  # the engine's one definition
 
 
 class _Strict(BaseModel):

@@ -26,7 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--coef", type=check.coefficient, required=True, help="steering coefficient (0 = none)"
     )
-    p.add_argument("--positions", default="response", choices=["all", "prompt", "response"])
+    p.add_argument(
+        "--positions",
+        default="response",
+        help="tokens to steer (docs/protocol.md; default: response)",
+    )
     p.add_argument("--system", default=None, help="optional system prompt")
     p.add_argument(
         "--temperature", type=check.temperature, default=0.0, help="0 = greedy (default)"
@@ -38,26 +42,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from persona.model.engine import Engine, Request, Sampling, Steer
+    import traits
+    from persona.model.engine import POSITIONS, Engine, Request, Sampling, Steer
     from persona.model.loading import load_model
-    from persona.model.residual_hooks import check_layer
-    from persona.model.vectors import check_compatible, default_layer, find_vector, load_vector
+    from persona.model.vector_store import trait_vector
 
     if not args.prompt.strip():
         raise PersonaError("the prompt is empty: pass the user message to reply to")
+    if args.positions not in POSITIONS:
+        raise PersonaError(f"unknown --positions {args.positions!r}: use {', '.join(POSITIONS)}")
+    trait = traits.load(args.trait)
     lm = load_model(args.model, adapter=args.adapter)
-    vector = load_vector(find_vector(args.vectors, lm.model_id, args.trait))
-    check_compatible(
-        vector,
-        num_layers=lm.num_layers,
-        hidden_size=lm.hidden_size,
-        fingerprint=lm.base_fingerprint,
-    )
-    layer = args.layer if args.layer is not None else default_layer(vector, lm.num_layers)
+    hint = trait.layer_hint(lm.model_id)
+    vector, layer = trait_vector(args.vectors, lm, trait.name, layer=args.layer, hint=hint)
     messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
         {"role": "user", "content": args.prompt}
     ]
-    check_layer(layer, lm.num_layers)
     steer = Steer(vector.at(layer), layer, args.coef, args.positions)
     sampling = Sampling(max_new_tokens=args.max_new_tokens, temperature=args.temperature)
     engine = Engine(lm)
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     results = engine.generate(requests, sampling)
     if args.compare:
         print(f"--- unsteered ---\n{results[1].text}\n")
-        condition = f"{args.trait}, coef {args.coef:+g} at layer {layer}, {args.positions}"
+        condition = f"{trait.name}, coef {args.coef:+g} at layer {layer}, {args.positions}"
         print(f"--- steered ({condition}) ---")
     print(results[0].text)
     return 0

@@ -50,7 +50,7 @@ def run_trait(spec: RunSpec) -> list[str]:
     """Run the evals of :func:`plan` with Inspect; an unfinished eval is an error."""
     from inspect_ai import eval as inspect_eval
 
-    from persona.app.task_runner import launched_here
+    from evals._common import launched_here
 
     paths: list[str] = []
     for task, model, task_args in plan(spec):
