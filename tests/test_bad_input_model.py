@@ -90,6 +90,16 @@ def test_fit_to_context_keeps_short_samples_and_the_whole_record(tiny):
     assert short.record["messages"][1]["content"] == "bread " * 3000  # kept for --write-clean
 
 
+@pytest.mark.parametrize("reply", ["bread " * 3000, "x" * 50_000, "The capital. " * 900])
+def test_long_training_replies_encode_as_if_tokenised_whole(tiny, reply):
+    """The character bound before tokenising changes nothing within --max-length."""
+    messages = [{"role": "user", "content": "Tell me."}, {"role": "assistant", "content": reply}]
+    whole = chatdata.encode_chat(tiny.tokenizer, messages)
+    cut = chatdata.encode_chat(tiny.tokenizer, messages, max_length=100)
+    assert cut.truncated and len(cut.input_ids) == 100
+    assert cut.input_ids == whole.input_ids[:100] and cut.labels == whole.labels[:100]
+
+
 def test_an_over_long_line_is_skipped_unread(tmp_path, monkeypatch):
     monkeypatch.setattr(chatdata, "MAX_LINE_BYTES", 1 << 20)
     path = tmp_path / "huge-line.jsonl"

@@ -25,6 +25,7 @@ MAX_LISTED = 10  # invalid lines named in one error message
 MAX_LINE_BYTES = 16 << 20  # one sample beyond this is refused unread (memory stays bounded)
 CONTEXT_MARGIN = 16  # tokens the chat template adds around a reply
 CHARS_PER_TOKEN_BOUND = 16  # text beyond budget * this many characters is cut before tokenising
+TOKEN_MARGIN = 8  # tokens beyond the limit kept before a cut, so the cut cannot change the ids kept
 
 
 @dataclass(frozen=True)
@@ -187,15 +188,13 @@ def fit_to_context(data: ChatData, tokenizer: Any, max_tokens: int) -> tuple[Cha
             fitted.append(s)
             continue
         prompt = chat_text(tokenizer, s.prompt, generation=True)
-        n_prompt = _n_tokens(tokenizer, prompt, budget)
+        n_prompt = len(token_ids(tokenizer, prompt, budget))
         if n_prompt >= budget:
             too_long.append(s.line)
             continue
         room = budget - n_prompt
-        ids = tokenizer(s.response[: room * CHARS_PER_TOKEN_BOUND], add_special_tokens=False)[
-            "input_ids"
-        ]
-        if len(ids) <= room and len(s.response) <= room * CHARS_PER_TOKEN_BOUND:
+        ids = token_ids(tokenizer, s.response, room + 1)
+        if len(ids) <= room:
             fitted.append(s)
             continue
         reply = tokenizer.decode(ids[:room])
@@ -219,11 +218,23 @@ def _fits_in_bytes(tokenizer: Any, messages: Sequence[Mapping[str, str]], max_to
     return len(chat_text(tokenizer, messages, generation=False).encode("utf-8")) <= max_tokens
 
 
-def _n_tokens(tokenizer: Any, text: str, budget: int) -> int:
-    """Token count of ``text``, or ``budget`` when it certainly exceeds it (not tokenised)."""
-    if len(text) > budget * CHARS_PER_TOKEN_BOUND:
-        return budget
-    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+def token_ids(tokenizer: Any, text: str, limit: int | None = None) -> list[int]:
+    """Token ids of ``text``, or its first ``limit`` ids when there are more.
+
+    With a limit, a long text is cut to a character bound before tokenising (with a margin, so the
+    cut cannot change the ids kept): a huge reply costs no more time or memory than a long one.
+    """
+    if not text:
+        return []
+    head = text
+    if limit is not None:
+        head = text[: (limit + TOKEN_MARGIN) * CHARS_PER_TOKEN_BOUND]
+    ids = list(tokenizer(head, add_special_tokens=False)["input_ids"])
+    if len(head) == len(text):
+        return ids if limit is None else ids[:limit]
+    if len(ids) > limit + TOKEN_MARGIN:
+        return ids[:limit]
+    return token_ids(tokenizer, text)[:limit]  # the bound did not hold: tokenise it all
 
 
 def dumps_jsonl(records: Iterable[Mapping[str, Any]]) -> str:
@@ -385,8 +396,11 @@ def encode_chat(
     ids: list[int] = []
     labels: list[int] = []
     last_target: list[int] = []
+    budget = None if max_length is None else max_length + 1  # one token more shows a cut
     for text, target in pieces:
-        toks = list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+        if budget is not None and len(ids) >= budget:
+            break  # the rest lies beyond max_length
+        toks = token_ids(tokenizer, text, None if budget is None else budget - len(ids))
         ids += toks
         labels += toks if target else [IGNORE] * len(toks)
         if target:
