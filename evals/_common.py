@@ -31,7 +31,7 @@ from persona.analysis.judge import MIN_MASS
 from persona.errors import PersonaError
 from persona.model.engine import POSITIONS
 from persona.model.vector_store import StoredVector, VectorStore, resolve_layer, source_shape
-from persona.provider.api import InputError
+from persona.provider.api import InspectInputError
 from scorers import (
     check_judge,
     checkpoint_deltas,
@@ -102,7 +102,7 @@ DEFAULT_TEMPERATURE = 1.0
 PERSONA_METRICS = [{"*": [mean(), stderr()]}, correlations()]
 
 
-TaskInputError = InputError  # bad task input: one message, non-zero exit, no traceback
+TaskInputError = InspectInputError  # bad task input: one message, non-zero exit, no traceback
 
 
 def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -269,18 +269,16 @@ def check_coef(value: Any, name: str = "coef") -> float:
     return checked(name, value, validate.coefficient)
 
 
-def check_layers(layers: Sequence[int], stored: StoredVector | None) -> None:
-    """Steering layers must exist in the model (checked against the trait's vector)."""
-    if stored is None:
-        bad = [lay for lay in layers if lay < 1]
-        if bad:
-            raise TaskInputError(f"layers are 1..N (hidden_states indices), got {bad}")
-        return
-    for lay in layers:
-        try:
-            resolve_layer(stored.vector, stored.vector.num_layers, layer=lay)
-        except PersonaError as e:
-            raise TaskInputError(str(e)) from None
+def check_layers(
+    layers: Sequence[Any], stored: StoredVector | None, name: str = "layer"
+) -> list[int]:
+    """Steering layers as whole numbers that exist in the model (checked against its vector)."""
+    values = [checked(name, lay, validate.layer) for lay in layers]
+    if stored is not None:
+        n = stored.vector.num_layers
+        for lay in values:
+            checked(name, lay, lambda v: resolve_layer(stored.vector, n, layer=v))
+    return values
 
 
 def check_positions(positions: str) -> None:

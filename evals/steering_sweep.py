@@ -105,7 +105,7 @@ def steering_sweep(
         if stored is None:
             raise TaskInputError("pass the layers to sweep: -T layers=4,8,12")
         layer_list = default_layers(stored.vector.num_layers)
-    check_layers(layer_list, stored)
+    layer_list = check_layers(layer_list, stored, "layers")
     coef_list = [check_coef(c, "coefs") for c in as_list(coefs, float)]
     if not coef_list or any(c == 0 for c in coef_list):
         raise TaskInputError(f"coefs must be non-zero numbers (the baseline is added): {coefs}")

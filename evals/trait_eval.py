@@ -93,7 +93,7 @@ def trait_eval(
     if layer is not None and not coef:
         raise TaskInputError("layer is the steering layer: pass a non-zero coef with it")
     if layer is not None:
-        check_layers([int(layer)], stored)
+        (layer,) = check_layers([layer], stored)
     conditions: list[tuple[str, str | None]] = [(BASE, None), *ckpts]
     dataset = question_samples(
         definition,

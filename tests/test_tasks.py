@@ -426,10 +426,11 @@ def test_tasks_use_the_providers_vectors(vector_file, tiny_dir, work):
     [
         ("trait_eval", {"coef": "abc"}, {}, "-T coef: not a number: 'abc'"),
         ("trait_eval", {"coef": math.nan}, {}, "-T coef: not a finite number"),
-        ("trait_eval", {"coef": 2.0, "layer": 999}, {}, "layer 999 is out of range"),
+        ("trait_eval", {"coef": 2.0, "layer": 999}, {}, "-T layer: layer 999 is out of range"),
         ("trait_eval", {"coef": 2.0, "positions": "middle"}, {}, "unknown positions 'middle'"),
         ("trait_eval", {"temperature": -1}, {}, "-T temperature: -1 is out of range"),
-        ("steering_sweep", {"layers": "999"}, {}, "layer 999 is out of range"),
+        ("trait_eval", {"coef": 2.0, "layer": "abc"}, {}, "-T layer: not a whole number"),
+        ("steering_sweep", {"layers": "999"}, {}, "-T layers: layer 999 is out of range"),
         ("steering_sweep", {"coefs": "1,nan"}, {}, "-T coefs: not a finite number"),
         ("trait_eval", {"vectors": "other"}, {"vectors": "VECTORS"}, "name different places"),
         ("trait_eval", {}, {"vectors": "/nonexistent"}, "vectors=/nonexistent does not exist"),

@@ -45,19 +45,21 @@ from persona.provider.calls import (
     sample_context,
 )
 from persona.provider.protocol import PersonaRequest, SteeringOut, check_config, parse_extra_body
+from persona.validate import InputError
 
 DEFAULT_MAX_TOKENS = 512
 
 
-class InputError(PersonaError, PrerequisiteError):
+class InspectInputError(InputError, PrerequisiteError):
     """Bad input to a task or the provider: ``inspect eval`` prints the one message and exits 1.
 
     Raised while Inspect builds the model and the tasks, before any sample runs (a sample error
-    would only be logged, and the run would exit 0).
+    would only be logged, and the run would exit 0). A :class:`persona.validate.InputError`, so
+    callers catch every bad-input error the same way.
     """
 
     def __init__(self, message: str) -> None:
-        PersonaError.__init__(self, message)
+        InputError.__init__(self, message)
         self.message = message
 
 
@@ -136,7 +138,7 @@ class PersonaAPI(ModelAPI):
         try:
             self.args = parse_args(model_args)
         except PersonaError as e:
-            raise InputError(str(e)) from None
+            raise InspectInputError(str(e)) from None
         self.lookup = api_key == MODEL_INFO_LOOKUP_API_KEY  # never load weights for these
         self._source: ModelSource | None = None
         self.vectors = VectorStore(self.args.vectors)
@@ -145,7 +147,7 @@ class PersonaAPI(ModelAPI):
                 self._source = resolve(model_name, self.args.adapter)
                 check_args(self.args, self._source, self.vectors)
             except PersonaError as e:
-                raise InputError(str(e)) from None
+                raise InspectInputError(str(e)) from None
         self.batcher: Batcher[Call, ModelOutput] = Batcher(
             self._run, self.args.max_batch, self.args.batch_window
         )
