@@ -227,6 +227,8 @@ BAD = {
     "no messages": (400, KEY, {**GOOD, "messages": []}),
     "tool role": (400, KEY, {**GOOD, "messages": [{"role": "tool", "content": "x"}]}),
     "tools": (400, KEY, {**GOOD, "tools": [{"type": "function", "function": {"name": "f"}}]}),
+    "penalty": (400, KEY, {**GOOD, "frequency_penalty": 0.5}),
+    "json mode": (400, KEY, {**GOOD, "response_format": {"type": "json_object"}}),
     "n too big": (400, KEY, {**GOOD, "n": 5}),
     "max_tokens too big": (400, KEY, {**GOOD, "max_tokens": 65}),
     "top_logprobs 21": (400, KEY, {**GOOD, "logprobs": True, "top_logprobs": 21}),
@@ -251,6 +253,13 @@ def test_bad_requests_get_openai_errors(server, case):
     assert r.status_code == status, r.text
     err = r.json()["error"]
     assert err["message"] and err["type"] and "\n" not in err["message"]
+
+
+def test_neutral_values_of_refused_settings_are_accepted(server):
+    neutral = {"frequency_penalty": 0, "tool_choice": "none", "response_format": {"type": "text"}}
+    assert (
+        post(server, {**GOOD, **neutral, "user": "me", "stream_options": None}).status_code == 200
+    )
 
 
 def test_bad_persona_key_names_the_valid_ones(server):

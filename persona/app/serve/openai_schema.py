@@ -27,24 +27,30 @@ from persona.app.serve.guard import Limits
 
 MAX_TOP_LOGPROBS = 20
 FINISH = {"stop": "stop", "max_tokens": "length", "model_length": "length"}
-#: Refused unless left at their neutral value.
-REFUSED = {
-    "frequency_penalty": 0,
-    "presence_penalty": 0,
-    "logit_bias": None,
-    "tools": None,
-    "tool_choice": None,
-    "functions": None,
-    "function_call": None,
-    "response_format": None,
-    "reasoning_effort": None,
-    "modalities": None,
-    "audio": None,
-    "prediction": None,
+#: Refused unless left at a neutral value (absent, null, 0, empty, or listed here).
+REFUSED: dict[str, tuple[Any, ...]] = {
+    "frequency_penalty": (),
+    "presence_penalty": (),
+    "logit_bias": (),
+    "tools": (),
+    "tool_choice": ("none", "auto"),  # harmless without tools
+    "functions": (),
+    "function_call": ("none", "auto"),
+    "response_format": ({"type": "text"},),
+    "reasoning_effort": (),
+    "modalities": (["text"],),
+    "audio": (),
+    "prediction": (),
 }
 
 
+def _neutral(name: str, value: Any) -> bool:
+    return value in (None, 0, [], {}) or value in REFUSED[name]
+
+
 class TextPart(BaseModel):
+    """A text content part (other part types are a 400)."""
+
     model_config = ConfigDict(extra="ignore")
 
     type: Literal["text"]
@@ -52,6 +58,8 @@ class TextPart(BaseModel):
 
 
 class Message(BaseModel):
+    """One chat message (tool messages are a 400: no tools here)."""
+
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant"]
@@ -67,6 +75,8 @@ class Message(BaseModel):
 
 
 class StreamOptions(BaseModel):
+    """``stream_options``: only ``include_usage`` has a meaning here."""
+
     model_config = ConfigDict(extra="ignore")
 
     include_usage: bool = False
@@ -103,9 +113,8 @@ def parse_request(body: Any, limits: Limits) -> ChatRequest:
     """Validate a request body; every problem is one 400 naming the field."""
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
-    for name, neutral in REFUSED.items():
-        value = body.get(name)
-        if value is not None and value != neutral and value != [] and value != {}:
+    for name in REFUSED:
+        if not _neutral(name, body.get(name)):
             raise ApiError(
                 400,
                 f"{name!r} is not supported by persona serve (a local model without tools, "
