@@ -278,6 +278,14 @@ def test_every_route_needs_the_key(server):
     )
 
 
+def test_traits_from_a_single_vector_file(model_dir, lm, vectors_dir):
+    path = next(vectors_dir.rglob("kind.safetensors"))
+    backend = Backend(str(model_dir), vectors=str(path))
+    num_layers, traits = asyncio.run(backend.traits())
+    assert num_layers == lm.num_layers
+    assert [(t.name, t.layer) for t in traits] == [("kind", 2)]
+
+
 def test_malformed_requests_do_not_break_a_shared_batch(server, lm):
     """Good and bad requests at once: the good ones succeed, with the right replies."""
     expected = engine_reply(lm, MSGS, max_tokens=4)

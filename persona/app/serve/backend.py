@@ -176,14 +176,17 @@ class Backend:
         """(number of layers, traits with a vector for the base model)."""
         engine = await self.engine()
         lm = engine.lm
-        if not self.vectors or not Path(self.vectors).is_dir():
+        folder = Path(self.vectors).expanduser() if self.vectors else None
+        if folder is None or not folder.exists():
             return lm.num_layers, []
-        folder = Path(self.vectors)
-        files = sorted((folder / model_slug(lm.model_id)).glob("*.safetensors"))
-        files += sorted(folder.glob("*.safetensors"))
+        if folder.is_file():  # one vector file: its trait is the one name it answers to
+            files = [folder]
+        else:
+            files = sorted((folder / model_slug(lm.model_id)).glob("*.safetensors"))
+            files += sorted(folder.glob("*.safetensors"))
         out: dict[str, Trait] = {}
         for f in files:
-            if f.stem in out or not _NAME.match(f.stem):
+            if f.stem in out:
                 continue
             try:
                 vec = load_vector(f)
@@ -196,8 +199,11 @@ class Backend:
                 )
             except PersonaError:
                 continue  # another model's vector
+            name = vec.trait if folder.is_file() else f.stem
+            if not _NAME.match(name or ""):
+                continue
             layer = vec.layer if vec.layer is not None else max(1, lm.num_layers // 2)
-            out[f.stem] = Trait(f.stem, layer)
+            out[name] = Trait(name, layer)
         return lm.num_layers, list(out.values())
 
 
