@@ -82,6 +82,11 @@ def test_validate_prints_aurocs(tiny_dir, capsys):
     n_pos, n_neg, auroc, *_ = line.split()[1:]
     assert (int(n_pos), int(n_neg)) == (20, 20) and 0.0 <= float(auroc) <= 1.0
     assert "not run" in line and "--self-judge" in out
+    code = main(["judge", "validate", "--traits", "evil", "--model", str(tiny_dir), "--self-judge"])
+    out = capsys.readouterr().out
+    (line,) = [x for x in out.splitlines() if x.startswith("evil ")]
+    *_, likelihood, self_judged, low = line.split()
+    assert likelihood == auroc and 0.0 <= float(self_judged) <= 1.0 and low.endswith("/40")
 
 
 @pytest.mark.parametrize(

@@ -205,12 +205,17 @@ def _auroc(values: list[float], labels: list[int]) -> float:
     return auroc(pos, neg) if pos and neg else math.nan
 
 
-def _self_judge(engine, trait, samples) -> list[float]:
-    """The 0-100 rubric judged by the engine's own model (candidates mode, as in tasks)."""
-    from persona.analysis.judge import CANDIDATES, REFUSAL, aggregate_candidates
+def _self_judge(engine, trait, samples) -> tuple[list[float], int]:
+    """The 0-100 rubric judged by the engine's own model (candidates mode, as in tasks), and how
+    many judgements tasks would leave unscored (numeric mass below ``MIN_MASS``).
+
+    The scores here use any numeric mass (``min_mass`` 0), so the AUROC shows what signal the
+    self-judge has at all, not only on the replies a task would score.
+    """
+    from persona.analysis.judge import CANDIDATES, MIN_MASS, REFUSAL, aggregate_candidates
     from persona.progress import progress_bar
 
-    out = []
+    out, low = [], 0
     with progress_bar(f"self-judge {trait.name}", len(samples)) as advance:
         for s in samples:
             prompt = [
@@ -218,13 +223,16 @@ def _self_judge(engine, trait, samples) -> list[float]:
             ]
             cands = [*CANDIDATES, REFUSAL]
             lps = engine.candidate_logprobs(prompt, cands)
-            out.append(aggregate_candidates(dict(zip(cands, lps, strict=True))).value)
+            judged = aggregate_candidates(dict(zip(cands, lps, strict=True)), min_mass=0.0)
+            out.append(judged.value)
+            low += judged.mass is None or judged.mass < MIN_MASS
             advance(1)
-    return out
+    return out, low
 
 
 def validate(args: argparse.Namespace) -> int:
     import traits
+    from persona.analysis.judge import MIN_MASS
     from persona.data.chatdata import load_chat_jsonl
 
     names = [t.strip() for t in args.traits.split(",")] if args.traits else traits.available()
@@ -241,13 +249,21 @@ def validate(args: argparse.Namespace) -> int:
         labels = _labels(samples, path)
         personas = [(p.pos, p.neg) for p in trait.need_judge_personas()]
         likelihood = _auroc(_likelihood(engine, personas, samples), labels)
-        judged = _auroc(_self_judge(engine, trait, samples), labels) if args.self_judge else None
-        rows.append((trait.name, labels.count(1), labels.count(0), likelihood, judged))
+        judged, low = None, None
+        if args.self_judge:
+            values, low = _self_judge(engine, trait, samples)
+            judged = _auroc(values, labels)
+        rows.append((trait.name, labels.count(1), labels.count(0), likelihood, judged, low))
     print(f"AUROC on the labelled sets (judge model {engine.lm.name}):")
-    print(f"{'trait':<15} {'n+':>4} {'n-':>4}  {'likelihood':>10}  {'self-judge 0-100':>16}")
-    for name, npos, nneg, lk, sj in rows:
+    head = f"{'trait':<15} {'n+':>4} {'n-':>4}  {'likelihood':>10}  {'self-judge 0-100':>16}"
+    print(head + ("  low mass" if args.self_judge else ""))
+    for name, npos, nneg, lk, sj, low in rows:
         shown = "not run" if sj is None else f"{sj:.3f}"
-        print(f"{name:<15} {npos:>4} {nneg:>4}  {lk:>10.3f}  {shown:>16}")
-    if not args.self_judge:
+        line = f"{name:<15} {npos:>4} {nneg:>4}  {lk:>10.3f}  {shown:>16}"
+        print(line + (f"  {low:>4}/{npos + nneg}" if low is not None else ""))
+    if args.self_judge:
+        print("(self-judge scores use any numeric mass; 'low mass': replies a task would leave")
+        print(f" unscored, numeric mass < {MIN_MASS})")
+    else:
         print("(pass --self-judge for the 0-100 self-judge column)")
     return 0
