@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,6 @@ class Trace:
     turns: list[dict[str, Any]]
     probes: list[str]
     truncated: int = 0  # tokens dropped from the start (--truncate)
-    messages: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _bad(where: str, what: str) -> PersonaError:
@@ -253,7 +252,7 @@ def trace(
         row.update({f"proj_{p.name}": values[p.name][i] for p in probes})
         rows.append(row)
     names = [p.name for p in probes]
-    return Trace(rows, per_turn(rows, messages, names), names, cut, [dict(m) for m in messages])
+    return Trace(rows, per_turn(rows, messages, names), names, cut)
 
 
 def per_turn(

@@ -30,7 +30,7 @@ from persona.analysis.report.judges import judge_of
 from persona.analysis.report.plots import PROJ_UNIT, SCORE_UNIT
 
 LIKELIHOOD = "likelihood"
-LIKELIHOOD_UNIT = "likelihood judge, nats/token"
+LIKELIHOOD_UNIT = "nats/token"
 FAMILY_NAMES = {"system_prompt": "system prompt", "many_shot": "many-shot"}
 LEVEL_NAMES = {
     "system_prompt": "system-prompt grade (0 = suppressing, 7 = promoting)",
