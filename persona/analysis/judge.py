@@ -1,4 +1,4 @@
-"""Judge arithmetic (paper method, DESIGN section 2), free of Inspect so tests pin it exactly.
+"""Judge arithmetic (paper method; docs/judges.md), free of Inspect so tests pin it exactly.
 
 Three ways to turn a judge's answer into a 0..100 score:
 

@@ -1,6 +1,6 @@
 """Screening fine-tuning data: per-sample projection difference along a persona vector.
 
-Projection difference of a sample (prompt x, reply y) at layer L (DESIGN section 2):
+Projection difference of a sample (prompt x, reply y) at layer L (docs/finetune.md):
 
     response projection of (x, y)  -  response projection of (x, y')
 
