@@ -1,5 +1,5 @@
-"""The demo end to end on a tiny random model with minimal settings: every stage runs, the report
-and gate files are written, the summary is printed, and a re-run reuses the finished stages."""
+"""The demo end to end on a tiny random model with minimal settings: every stage runs, the data,
+checkpoints and summary are written, the summary is printed, and a re-run reuses the stages."""
 
 from __future__ import annotations
 
@@ -9,17 +9,19 @@ from pathlib import Path
 import pytest
 
 from persona.app.cli import main as cli_main
-from persona.app.demo import STAGES, DemoOptions, DemoSettings, run_demo
+from persona.app.demo import PREVENTED, STAGES, DemoOptions, DemoSettings, run_demo
 
 TINY = DemoSettings(
     extract_questions=2,
     max_tokens=4,
-    sweep_questions=1,
     data_n=8,
     data_tokens=4,
     finetune_epochs=1,
-    shift_questions=2,
+    eval_questions=3,
+    eval_rollouts=1,
+    posthoc_coefs=(-2.0,),
 )
+FRACTIONS = ("p0", "p25", "p50", "p100")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -53,38 +55,43 @@ def test_every_stage_finishes_and_is_recorded(demo):
     assert extract["filter"]["enabled"] is False  # no judge: unfiltered, and the vector says so
     assert extract["filter"]["kept"] == extract["filter"]["total"] > 0
     assert Path(extract["vector"]).exists()
-    assert len(list((out / "logs").glob("*.eval"))) == 3  # extraction, sweep, checkpoint_shift
+    layer = json.loads((out / "stages" / "layer.json").read_text())
+    assert "sweep skipped" in layer["how"]  # no judge: no sweep judged by the model itself
+    assert len(list((out / "logs").glob("*.eval"))) == 1  # extraction only
 
 
-def test_datasets_screening_and_checkpoints(demo):
+def test_data_is_made_without_the_vector_and_mixed_by_fraction(demo):
     out, _ = demo
     data = json.loads((out / "stages" / "data.json").read_text())
-    for level in ("normal", "mild", "strong"):
-        lines = Path(data["files"][level]).read_text().splitlines()
+    assert set(data["files"]) == set(FRACTIONS)
+    for name, want in zip(FRACTIONS, (0, 2, 4, 8), strict=True):
+        lines = [json.loads(x) for x in Path(data["files"][name]).read_text().splitlines()]
         assert len(lines) == TINY.data_n
+        assert sum(r["persona"]["level"] == "contaminated" for r in lines) == want
+        assert all(r["persona"]["steered_with_vector"] is None for r in lines)
     assert 0.0 <= data["auroc"] <= 1.0
     assert (out / "data" / "screen.csv").exists() and (out / "data" / "screen.png").exists()
     tuned = json.loads((out / "stages" / "finetune.json").read_text())["checkpoints"]
-    assert set(tuned) == {"normal", "mild", "strong", "strong_prevent"}
-    for name in ("normal", "mild", "strong", "strong_prevent"):
-        assert (Path(tuned[name]["dir"]) / "adapter_model.safetensors").exists()
+    assert set(tuned) == {*FRACTIONS, PREVENTED}
+    for info in tuned.values():
+        assert (Path(info["dir"]) / "adapter_model.safetensors").exists()
 
 
-def test_report_covers_base_and_four_checkpoints(demo):
+def test_summary_has_shift_behaviour_correlations_and_mitigation(demo):
     out, _ = demo
-    report = out / "report"
-    for name in ("report.html", "report.md", "summary.json", "gate.json", "gate-junit.xml"):
-        assert (report / name).stat().st_size > 0
-    assert list(report.glob("*.png"))
-    summary = json.loads((report / "summary.json").read_text())
-    checkpoints = summary["checkpoints"]
-    assert len(checkpoints) == 5
-    evil = [row["evil"] for row in checkpoints.values()]
-    assert sum(row["is_base"] for row in evil) == 1
-    assert all(row["shift_prompt_last"] is not None for row in evil if not row["is_base"])
-    gate = json.loads((report / "gate.json").read_text())
-    gated = {r["checkpoint"] for r in gate["results"]}
-    assert len(gated) == 4  # every fine-tune gated against the base
+    summary = json.loads((out / "summary.json").read_text())
+    rows = summary["checkpoints"]
+    assert set(rows) == {"base", *FRACTIONS, PREVENTED}
+    assert rows["base"]["shift_prompt_last"]["value"] == 0.0
+    for name in (*FRACTIONS, PREVENTED):
+        assert rows[name]["shift_prompt_last"]["n"] == TINY.eval_questions
+        assert rows[name]["behaviour"]["value"] is not None
+    for name in ("base", "p100", PREVENTED):
+        assert 0.0 <= rows[name]["capability"]["mc_accuracy"] <= 1.0
+    assert summary["correlations"]["checkpoint_question_pairs"]["n"] == 4 * TINY.eval_questions
+    assert summary["correlations"]["checkpoints"]["n"] == 4
+    (posthoc,) = summary["mitigation"].values()
+    assert posthoc["capability"]["lm_loss"] > 0 and posthoc["behaviour"]["value"] is not None
 
 
 def test_rerun_reuses_finished_stages(demo, tiny_dir, capsys):
@@ -95,7 +102,7 @@ def test_rerun_reuses_finished_stages(demo, tiny_dir, capsys):
     assert before == after
     printed = capsys.readouterr()
     assert "reusing the finished stage" in printed.err
-    assert "screening AUROC" in printed.out and "report.html" in printed.out
+    assert "AUROC contaminated" in printed.out and "summary.json" in printed.out
 
 
 def test_other_settings_redo_the_stages(tmp_path):
