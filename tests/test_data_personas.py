@@ -62,3 +62,15 @@ def test_optional_kept_out_of_the_hash_and_round_trips(tmp_path):
     assert with_personas.to_dict()["data_personas"] == list(with_personas.data_personas)
     with pytest.raises(traits.TraitError, match="has no data_personas"):
         without.need_data_personas()
+
+
+def test_traits_validate_warns_when_the_field_is_missing(tmp_path, capsys):
+    from persona.app.cli import main
+
+    data = _data()
+    del data["data_personas"]
+    path = tmp_path / "evil.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert main(["traits", "validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"ok   {path}") and "warning: no data_personas" in out

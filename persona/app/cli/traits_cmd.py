@@ -219,6 +219,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"ok   {path} ({trait.name}, hash {trait.hash})")
             if not trait.judge_personas:
                 print("  warning: no judge_personas (the likelihood judge needs them)")
+            if not trait.data_personas:
+                print(
+                    "  warning: no data_personas (persona data make --level contaminated needs"
+                    " them)"
+                )
     if bad:
         print(f"{bad} of {len(paths)} file(s) invalid", file=sys.stderr)
         return 1
