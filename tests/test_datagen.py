@@ -155,3 +155,6 @@ def test_progress_without_a_terminal_prints_an_estimate(capsys):
         step(5)
     err = capsys.readouterr().err
     assert sum(done) == 100 and "10/100 samples, about" in err and "left" in err
+    often = _eta(done.append, 100_000, every=0.0)  # a large --n: an estimate from the start
+    often(16)
+    assert "16/100000 samples, about" in capsys.readouterr().err

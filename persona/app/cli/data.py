@@ -117,20 +117,22 @@ def run_make(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eta(advance: Callable[[int], None], total: int) -> Callable[[int], None]:
-    """Wrap a progress callback: without a terminal, print done/total and an estimate per 10%."""
+def _eta(advance: Callable[[int], None], total: int, every: float = 30.0) -> Callable[[int], None]:
+    """Wrap a progress callback: without a terminal, print done/total and an estimate of the time
+    left at every 10 % and at least every ``every`` seconds (a large --n shows one early)."""
     if sys.stderr.isatty():
         return advance  # the bar shows the estimate
     started = time.perf_counter()
-    state = {"done": 0, "next": max(1, total // 10)}
+    state = {"done": 0, "next": max(1, total // 10), "printed": started}
 
     def step(n: int) -> None:
         advance(n)
         state["done"] += n
-        done = state["done"]
-        if done >= state["next"] and done < total:
+        done, now = state["done"], time.perf_counter()
+        if done < total and (done >= state["next"] or now - state["printed"] >= every):
             state["next"] = done + max(1, total // 10)
-            left = (time.perf_counter() - started) / done * (total - done)
+            state["printed"] = now
+            left = (now - started) / done * (total - done)
             print(f"{done}/{total} samples, about {_duration(left)} left", file=sys.stderr)
 
     return step
