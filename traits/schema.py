@@ -2,6 +2,9 @@
 
 Every rule adds a :class:`Problem` instead of raising, so that a file with several mistakes is
 reported in one go. Nothing here trusts the shape of the input.
+
+Length (~500 lines): one small rule per trait field, all sharing the problem list and the
+sentence-overlap checks between fields; a file per field would scatter those shared checks.
 """
 
 from __future__ import annotations

@@ -29,6 +29,9 @@ preventative coefficient +4 at the layer; 10 eval questions x 2 replies (tempera
 tokens); post-hoc coefficients -2, -4, -6. Capability = 30 general-knowledge multiple-choice
 questions scored by option likelihood plus LM loss on a neutral passage
 (:mod:`persona.analysis.capability`). The summary prints what came out, weak or not.
+
+Length (~550 lines): the six stages and the tables that report them read top to bottom as the
+demo's story; the measurements themselves live in :mod:`persona.app.demo_measure`.
 """
 
 from __future__ import annotations

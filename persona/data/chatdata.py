@@ -4,6 +4,9 @@ The format is the common one: one JSON object per line with a ``messages`` list 
 ``{"role": "system"|"user"|"assistant", "content": str}``, at least one assistant turn. Other
 top-level keys are kept (and written back unchanged by filters and mixes). Blank lines are ignored.
 For training, :func:`encode_chat` tokenises a chat with the loss on assistant tokens only.
+
+Length (~450 lines): one file format, from bounded line reading to tokenising, so every verb
+validates and bounds chat data the same way.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ instance. Optional preventative steering / CAFT ablation hooks
 (:mod:`persona.data.training_edits`) are
 active during the training forward passes only. The result is a PEFT adapter directory, written
 atomically, with ``persona_run.json`` recording the base model, data hash, options and edits.
+
+Length (~440 lines): options, the training loop and the adapter record are kept together because
+the record must describe exactly the loop that ran.
 """
 
 from __future__ import annotations

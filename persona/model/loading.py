@@ -3,6 +3,10 @@
 One base model is loaded once per process (keyed by its resolved source, dtype and device) and
 shared by every :class:`LoadedModel` that uses it; LoRA adapters are attached to that shared base
 and switched per call instead of loading full copies.
+
+Length (~430 lines): resolving a source, GGUF conversion with its cache lock, and the shared-base
+registry are one job (a model name in, one loaded base out); split, each part would need the
+others' private state.
 """
 
 from __future__ import annotations
