@@ -18,8 +18,8 @@ import pytest
 from gate_logs import GATES_TOML, write_release_logs
 
 import persona.analysis.gates.report  # noqa: F401
-from persona.app.release import assertions
 from persona.analysis.gates.config import GateConfig
+from persona.app.release import assertions
 from persona.app.release.runner import RunSpec, plan, run_trait, task_file
 from persona.app.release.session import Checkpoint, LogSource
 from persona.errors import PersonaError

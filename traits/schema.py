@@ -448,9 +448,7 @@ def check(data: object, *, expected_name: str | None = None) -> tuple[Trait | No
     names = c.assistant_names(data["assistant_names"], name) if "assistant_names" in data else None
     layers = c.layers(data["layers"]) if "layers" in data else {}
     data_personas = (
-        c.personas(data["data_personas"], "data_personas", pairs)
-        if "data_personas" in data
-        else []
+        c.personas(data["data_personas"], "data_personas", pairs) if "data_personas" in data else []
     )
     judge_personas = (
         c.persona_pairs(data["judge_personas"], "judge_personas")
