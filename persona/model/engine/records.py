@@ -11,8 +11,9 @@ import torch
 
 from persona.errors import PersonaError
 from persona.model.engine.positions import POSITIONS, Position
+from persona.model.vectors import KINDS
 
-MEAN_KINDS = ("response_avg", "prompt_avg", "prompt_last")
+MEAN_KINDS = KINDS  # the per-layer means captured while extracting are the vector kinds
 
 Message = Mapping[str, str]
 
