@@ -25,8 +25,11 @@ Stages (each reused on a re-run unless ``fresh``; Inspect logs are kept under ``
 Settings below were fixed before any result was seen and are not tuned toward an outcome:
 8 extraction questions, 48-token replies; 32 samples per dataset (48 tokens, temperature 0.8);
 fractions 0 / 25 / 50 / 100 %; LoRA rank 8, 2 epochs, learning rate 5e-4, effective batch 8;
-preventative coefficient +4 at the layer; 10 eval questions x 2 replies (temperature 1, 48
-tokens); post-hoc coefficients -2, -4, -6. Capability = 30 general-knowledge multiple-choice
+preventative coefficient +4 at the layer; 10 eval questions x 1 reply (temperature 1, 48
+tokens); post-hoc coefficients -2, -4. (The first timed run, 2 replies per question and
+post-hoc -6 as well, would have taken about 18 minutes on the 2-core CPU: one reply per question
+and two post-hoc coefficients were chosen from stage timings alone, before its measurements.)
+Capability = 30 general-knowledge multiple-choice
 questions scored by option likelihood plus LM loss on a neutral passage
 (:mod:`persona.analysis.capability`). The summary prints what came out, weak or not.
 
@@ -69,9 +72,9 @@ class DemoSettings:
     finetune_rank: int = 8
     prevent_coef: float = 4.0
     eval_questions: int = 10
-    eval_rollouts: int = 2
+    eval_rollouts: int = 1
     eval_temperature: float = 1.0
-    posthoc_coefs: tuple[float, ...] = (-2.0, -4.0, -6.0)
+    posthoc_coefs: tuple[float, ...] = (-2.0, -4.0)
 
 
 @dataclass(frozen=True)
