@@ -182,3 +182,15 @@ def test_rerun_policy_reruns_with_more_epochs() -> None:
 def test_apply_policy_leaves_decided_gates_alone() -> None:
     v = evaluate_trait(cand_frame(1.5), base_frame(), TraitGates("e", max_shift=0.5), SETTINGS, "c")
     assert apply_policy(v, "pass").results[0].outcome == "fail"
+
+
+@pytest.mark.parametrize("key", ["max_score", "max_regression"])
+def test_score_gates_refuse_likelihood_rows(key: str) -> None:
+    """Likelihood scores (nats/token) are never compared with 0-100 thresholds."""
+    cand, base = cand_frame(0.0), base_frame()
+    for rows in (cand, base):
+        rows["judge_model"] = "likelihood judge smollm2-135m (nats/token)"
+    with pytest.raises(PersonaError, match="likelihood judge"):
+        evaluate_trait(cand, base, TraitGates("evil", **{key: 50.0}), SETTINGS, "ckpt")
+    shift_only = evaluate_trait(cand, base, TraitGates("evil", max_shift=5.0), SETTINGS, "ckpt")
+    assert [r.gate for r in shift_only.results] == ["shift"]

@@ -165,6 +165,19 @@ def _no_data(checkpoint: str, trait: str, what: str) -> PersonaError:
     )
 
 
+def _refuse_likelihood_scale(rows: pd.DataFrame, trait: str, key: str) -> None:
+    """Score gates are 0-100 numbers; rows whose behaviour is the likelihood judge are in
+    nats/token (:mod:`persona.analysis.compare`), so comparing them would be a silent wrong
+    answer."""
+    judges = rows["judge_model"].astype(str) if "judge_model" in rows else pd.Series([], dtype=str)
+    if judges.str.startswith("likelihood judge").any():
+        raise PersonaError(
+            f"{trait}: {key} is a 0-100 judge threshold, but these logs measure behaviour with "
+            "the likelihood judge (nats/token): bind a capable judge (--model-role judge=MODEL) "
+            "or gate this trait on max_shift"
+        )
+
+
 def evaluate_trait(
     candidate: pd.DataFrame,
     base: pd.DataFrame | None,
@@ -183,6 +196,8 @@ def evaluate_trait(
     proj = f"proj_{settings.shift}"
     for key, threshold in gates.thresholds().items():
         gate, direction, _ = THRESHOLDS[key]
+        if gate in ("score", "regression"):
+            _refuse_likelihood_scale(candidate, trait, key)
         metric = ""
         if gate in ("score", "coherence"):
             column = "score" if gate == "score" else "coherence"
