@@ -40,6 +40,7 @@ demo's story; the measurements themselves live in :mod:`persona.app.demo_measure
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -434,7 +435,8 @@ class _Context:
         from persona.atomic import write_text
 
         name = self.trait.name
-        console = Console()
+        # tables stay readable when piped or logged (an 80-column default truncates every cell)
+        console = Console(width=None if sys.stdout.isatty() else 140)
         table = Table(
             title=f"persona-evals demo: {name} on {self.lm.model_id}, layer {self.layer} "
             "(shift in projection units; behaviour = likelihood judge, nats/token; 95% CI)"
