@@ -373,15 +373,23 @@ def trait_file(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.mark.parametrize(
-    ("name", "args"),
-    [
-        ("extract_vector", {"min_pairs": 1, "write": False}),
-        ("trait_eval", {"coef": 2.0}),
-        ("steering_sweep", {"layers": "2", "coefs": "2"}),
-        ("checkpoint_shift", {}),
-    ],
-)
+# Per task, the arguments that keep a run to a sample or two (every task is listed: see below).
+PATH_TASK_ARGS: dict[str, dict[str, object]] = {
+    "extract_vector": {"min_pairs": 1, "write": False},
+    "trait_eval": {"coef": 2.0},
+    "steering_sweep": {"layers": "2", "coefs": "2"},
+    "checkpoint_shift": {},
+    "monitor": {"rollouts": 1, "conditions": "many_shot", "shots": "0"},
+}
+
+
+def test_every_task_is_run_with_a_trait_path():
+    import evals.tasks
+
+    assert set(PATH_TASK_ARGS) == set(evals.tasks.__all__)
+
+
+@pytest.mark.parametrize(("name", "args"), list(PATH_TASK_ARGS.items()))
 def test_trait_given_as_a_path_finds_its_vector_by_name(
     name, args, trait_file, vector_file, tiny_dir, work
 ):
