@@ -51,6 +51,71 @@ def test_canonical_rows_are_unsteered_without_a_system_prompt():
         compare.canonical(frame.drop(columns=["trait"]))
 
 
+def measured_run(checkpoint: str, log: str, measure: str, values: list[float]) -> pd.DataFrame:
+    """Tidy rows of one run whose behaviour is the 0-100 judge's or the likelihood judge's."""
+    n = len(values)
+    likelihood = measure == "likelihood"
+    return tidy(
+        checkpoint_id=[checkpoint] * n,
+        log=[log] * n,
+        trait=[math.nan if likelihood else v for v in values],
+        behaviour_measure=[measure] * n,
+        likelihood=[v if likelihood else math.nan for v in values],
+        likelihood_model=["persona/m"] * n,
+    )
+
+
+def test_behaviour_on_two_scales_is_never_subtracted():
+    """Judge points (0-100) minus nats/token is refused: no change, a warning; the same measure
+    on both sides is compared as usual and labelled with its unit."""
+    from persona.analysis.report.checkpoints import checkpoint_table
+
+    frame = pd.concat(
+        [
+            measured_run(MODEL, "base.eval", "likelihood", [0.1, 0.2, 0.3, 0.4]),
+            measured_run("judged", "judged.eval", "judge", [60.0, 70.0, 80.0, 90.0]),
+            measured_run("same", "same.eval", "likelihood", [0.3, 0.4, 0.5, 0.6]),
+        ]
+    )
+    rows = compare.canonical(frame)
+    assert rows.groupby("checkpoint")["measure"].first().to_dict() == {
+        MODEL: "likelihood",
+        "judged": "judge",
+        "same": "likelihood",
+    }
+    table, warnings = checkpoint_table(rows, MODEL, ["evil"], n_boot=100, seed=0)
+    by = table.set_index("checkpoint")
+    assert math.isnan(by.loc["judged", "trait_delta"])
+    assert by.loc["same", "trait_delta"] == pytest.approx(0.2)
+    assert by.loc["same", "measure"] == "likelihood judge (nats/token)"
+    assert by.loc["judged", "measure"] == "0-100 judge (judge points, 0-100)"
+    (warning,) = [w for w in warnings if "not comparable" in w]
+    assert "'judged'" in warning and "likelihood judge (nats/token)" in warning
+
+
+def test_correlations_use_checkpoints_of_one_measure():
+    from persona.analysis.report.checkpoints import correlations
+
+    def table(measures: list[str]) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "trait": "evil",
+                "is_base": False,
+                "checkpoint": [f"c{i}" for i in range(4)],
+                "shift_prompt_last": [0.0, 1.0, 2.0, 3.0],
+                "shift_response": [0.0, 1.0, 2.0, 4.0],
+                "trait_delta": [0.0, 1.0, 3.0, 3.5],
+                "measure": measures,
+            }
+        )
+
+    one = correlations(table(["likelihood judge (nats/token)"] * 4), n_boot=0, seed=0)
+    assert one["n"].tolist() == [4, 4] and one["pearson_r"].notna().all()
+    mixed = table(["likelihood judge (nats/token)"] * 2 + ["0-100 judge (judge points, 0-100)"] * 2)
+    out = correlations(mixed, n_boot=0, seed=0)
+    assert out["pearson_r"].isna().all() and out["note"].str.contains("different scales").all()
+
+
 def rows_of(model: str, log: str, checkpoint: str | None = None, n: int = 2) -> pd.DataFrame:
     return pd.DataFrame(
         {"checkpoint": [checkpoint or model] * n, "model": [model] * n, "log": [log] * n}

@@ -190,7 +190,17 @@ def test_score_gates_refuse_likelihood_rows(key: str) -> None:
     cand, base = cand_frame(0.0), base_frame()
     for rows in (cand, base):
         rows["judge_model"] = "likelihood judge smollm2-135m (nats/token)"
+        rows["measure"] = "likelihood"  # as compare.canonical marks these rows
     with pytest.raises(PersonaError, match="likelihood judge"):
         evaluate_trait(cand, base, TraitGates("evil", **{key: 50.0}), SETTINGS, "ckpt")
     shift_only = evaluate_trait(cand, base, TraitGates("evil", max_shift=5.0), SETTINGS, "ckpt")
     assert [r.gate for r in shift_only.results] == ["shift"]
+
+
+def test_regression_gate_refuses_a_base_scored_by_the_likelihood_judge() -> None:
+    """A candidate judged 0-100 is never compared with a base measured in nats/token."""
+    cand, base = cand_frame(0.0).assign(measure="judge"), base_frame().assign(measure="likelihood")
+    with pytest.raises(PersonaError, match="likelihood judge"):
+        evaluate_trait(cand, base, TraitGates("evil", max_regression=5.0), SETTINGS, "ckpt")
+    score_only = evaluate_trait(cand, base, TraitGates("evil", max_score=50.0), SETTINGS, "ckpt")
+    assert [r.gate for r in score_only.results] == ["score"]

@@ -10,7 +10,8 @@ One rule for each step:
   ``checkpoint_rank``, ``model`` (the model the log ran on), ``log``, ``task``, ``unit`` (the
   pairing id, ``question_id``), ``epoch``, ``score`` (observed behaviour: the judged trait score,
   or the likelihood judge's score where the run recorded that as its behaviour measure, with
-  ``judge_model`` then naming it and its unit; docs/judges.md), ``coherence``,
+  ``judge_model`` then naming it and its unit; docs/judges.md), ``measure`` (how ``score`` was
+  measured: ``judge`` or ``likelihood``, see :data:`MEASURE_UNITS`), ``coherence``,
   ``proj_prompt_last``, ``proj_response``, ``question``, ``judge_model``, ``judge_is_subject``,
   ``vector``, ``error``.
 - **The base** (:func:`resolve_base`): a named base must be a model or checkpoint of the logs;
@@ -21,6 +22,9 @@ One rule for each step:
   seeds repeat across runs); the run with most rows is used (the later one on ties).
 - **The base rows of a candidate** (:func:`base_rows`): from the candidate's own log when it holds
   base rows (``checkpoint_shift``), else from base runs of the same task, else any base run.
+- **Comparable sides** (:func:`vector_mismatch`, :func:`measure_mismatch`): a shift needs the
+  same vector on both sides, a behaviour change the same measure (0-100 judge points and
+  nats/token are never subtracted from each other).
 - **The difference** (:func:`difference`): per-question means (epochs averaged, so rollouts of one
   question never count as independent), candidate minus base over the questions both have, with a
   percentile-bootstrap CI over questions (:mod:`persona.analysis.stats`). With no question in
@@ -40,11 +44,15 @@ import numpy as np
 import pandas as pd
 
 from persona.analysis import stats
+from persona.analysis.judge import JUDGE_UNIT, LIKELIHOOD_KEY, LIKELIHOOD_UNIT
 from persona.errors import PersonaError
 
 VALUE_COLUMNS = ("score", "coherence", "proj_prompt_last", "proj_response")
 _OPTIONAL = ("task", "question", "judge_model", "judge_is_subject", "vector", "error")
 _REQUIRED = {"trait_name", "checkpoint_id", "model", "log", "epoch", "trait"}
+
+MEASURE_UNITS = {"judge": JUDGE_UNIT, LIKELIHOOD_KEY: LIKELIHOOD_UNIT}
+"""The behaviour measures a ``score`` can hold and their units (docs/judges.md)."""
 
 Pairing = Literal["paired", "unpaired", "none"]
 
@@ -109,11 +117,13 @@ def canonical(frame: pd.DataFrame) -> pd.DataFrame:
         out[col] = pd.to_numeric(rows[col], errors="coerce") if col in rows else np.nan
     for col in _OPTIONAL:
         out[col] = rows[col] if col in rows else None
-    if "behaviour_measure" in rows and "likelihood" in rows:
-        by_likelihood = (rows["behaviour_measure"] == "likelihood").to_numpy()
-        out.loc[by_likelihood, "score"] = pd.to_numeric(rows["likelihood"], errors="coerce")[
+    out["measure"] = np.where(out["score"].notna(), "judge", None)
+    if "behaviour_measure" in rows and LIKELIHOOD_KEY in rows:
+        by_likelihood = (rows["behaviour_measure"] == LIKELIHOOD_KEY).to_numpy()
+        out.loc[by_likelihood, "score"] = pd.to_numeric(rows[LIKELIHOOD_KEY], errors="coerce")[
             by_likelihood
         ].to_numpy()
+        out.loc[by_likelihood, "measure"] = LIKELIHOOD_KEY
         judge = rows.get("likelihood_model", pd.Series(None, index=rows.index)).astype(str)
         out.loc[by_likelihood, "judge_model"] = [
             f"likelihood judge {j} (nats/token)" for j in judge[by_likelihood]
@@ -279,6 +289,27 @@ def vector_mismatch(sel: Selection) -> str | None:
         f"trait '{sel.trait}': checkpoint '{sel.checkpoint}' was projected on "
         f"{', '.join(sorted(a))} but the base on {', '.join(sorted(b))}; its shift is not "
         "comparable (it needs the base model's vector on both sides)"
+    )
+
+
+def measure_text(measures: set[str]) -> str:
+    """How behaviour was measured, for people: ``likelihood judge (nats/token)``; several joined."""
+    names = {"judge": "0-100 judge", LIKELIHOOD_KEY: "likelihood judge"}
+    return " and ".join(
+        f"{names.get(m, m)} ({MEASURE_UNITS.get(m, '?')})" for m in sorted(measures)
+    )
+
+
+def measure_mismatch(sel: Selection) -> str | None:
+    """Why the candidate's behaviour change is not comparable with the base (measured on
+    another scale), or None."""
+    a, b = distinct(sel.candidate, "measure"), distinct(sel.base, "measure")
+    if not a or not b or a == b:
+        return None
+    return (
+        f"trait '{sel.trait}': checkpoint '{sel.checkpoint}' behaviour was measured by the "
+        f"{measure_text(a)} but the base's by the {measure_text(b)}; its behaviour change is not "
+        "comparable (score both sides with the same judge)"
     )
 
 

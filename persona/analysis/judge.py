@@ -147,6 +147,8 @@ def parse_text(text: str | None) -> Judgement:
 LIKELIHOOD_KEY = "likelihood"
 LIKELIHOOD_UNIT = "nats/token"
 """Score key and unit of the likelihood judge (mean per-token log-probability difference)."""
+JUDGE_UNIT = "judge points, 0-100"
+"""Unit of the 0-100 LLM judge's trait and coherence scores."""
 
 
 def persona_chat(persona: str, prompt: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:

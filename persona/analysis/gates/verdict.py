@@ -9,9 +9,10 @@ from typing import Any, Literal
 import pandas as pd
 
 from persona.analysis import stats
-from persona.analysis.compare import difference, unit_means
+from persona.analysis.compare import difference, distinct, unit_means
 from persona.analysis.gates.config import THRESHOLDS, GateSettings, TraitGates
 from persona.analysis.gates.noise import Direction, Verdict, classify
+from persona.analysis.judge import LIKELIHOOD_KEY
 from persona.errors import PersonaError
 
 Outcome = Literal["pass", "fail"]
@@ -169,8 +170,7 @@ def _refuse_likelihood_scale(rows: pd.DataFrame, trait: str, key: str) -> None:
     """Score gates are 0-100 numbers; rows whose behaviour is the likelihood judge are in
     nats/token (:mod:`persona.analysis.compare`), so comparing them would be a silent wrong
     answer."""
-    judges = rows["judge_model"].astype(str) if "judge_model" in rows else pd.Series([], dtype=str)
-    if judges.str.startswith("likelihood judge").any():
+    if LIKELIHOOD_KEY in distinct(rows, "measure"):
         raise PersonaError(
             f"{trait}: {key} is a 0-100 judge threshold, but these logs measure behaviour with "
             "the likelihood judge (nats/token): bind a capable judge (--model-role judge=MODEL) "
@@ -197,7 +197,9 @@ def evaluate_trait(
     for key, threshold in gates.thresholds().items():
         gate, direction, _ = THRESHOLDS[key]
         if gate in ("score", "regression"):
-            _refuse_likelihood_scale(candidate, trait, key)
+            for side in (candidate, base if gate == "regression" else None):
+                if side is not None:
+                    _refuse_likelihood_scale(side, trait, key)
         metric = ""
         if gate in ("score", "coherence"):
             column = "score" if gate == "score" else "coherence"

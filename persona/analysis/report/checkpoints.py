@@ -26,6 +26,7 @@ CHECKPOINT_COLUMNS = [
     *stats.ci_columns("coherence_delta"),
     "judge",
     "judge_is_subject",
+    "measure",
 ]
 
 
@@ -41,9 +42,12 @@ def _base_record(rec: dict) -> None:
     rec["pairing"] = "base"
 
 
-def _candidate_record(rec: dict, sel: compare.Selection, boot: dict) -> None:
+def _candidate_record(rec: dict, sel: compare.Selection, boot: dict, skip: set[str]) -> None:
     pairings = set()
     for name, column in _CHANGES.items():
+        if name in skip:
+            rec.update(stats.Estimate(None, None, 0, "not comparable").columns(name))
+            continue
         diff = compare.difference(sel.candidate, sel.base, column, **boot)
         if diff.pairing != "none":
             pairings.add(diff.pairing)
@@ -69,7 +73,8 @@ def checkpoint_table(
             else:
                 sel = compare.select(t_rows, trait, ck, base)
                 mismatch = compare.vector_mismatch(sel)
-                warnings += sel.warnings + ([mismatch] if mismatch else [])
+                other_measure = compare.measure_mismatch(sel)
+                warnings += sel.warnings + [m for m in (mismatch, other_measure) if m]
                 ck_rows = sel.candidate
             rec: dict = {"checkpoint": ck, "trait": trait, "is_base": is_base}
             rec["n"] = int(ck_rows["unit"].nunique())
@@ -80,11 +85,12 @@ def checkpoint_table(
             if is_base:
                 _base_record(rec)
             else:
-                _candidate_record(rec, sel, boot)
+                _candidate_record(rec, sel, boot, {"trait_delta"} if other_measure else set())
             rec["judge"], rec["judge_is_subject"] = judge_of(ck_rows)
+            rec["measure"] = compare.measure_text(compare.distinct(ck_rows, "measure")) or None
             records.append(rec)
     out = pd.DataFrame.from_records(records, columns=CHECKPOINT_COLUMNS)
-    text = {"checkpoint", "trait", "is_base", "pairing", "judge", "judge_is_subject"}
+    text = {"checkpoint", "trait", "is_base", "pairing", "judge", "judge_is_subject", "measure"}
     for col in CHECKPOINT_COLUMNS:
         if col not in text:
             out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
@@ -104,19 +110,30 @@ def _corr_record(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> dict:
     return rec
 
 
+def _one_measure(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose behaviour change can be set side by side: all of them when their
+    behaviour has one measure, none when it mixes scales (0-100 points and nats/token)."""
+    measured = rows[rows["trait_delta"].notna()]
+    return rows if measured["measure"].nunique(dropna=True) <= 1 else rows.iloc[0:0]
+
+
 def correlations(table: pd.DataFrame, *, n_boot: int, seed: int) -> pd.DataFrame:
-    """Shift vs trait-score change across checkpoints, per trait and pooled over traits."""
+    """Shift vs trait-score change across checkpoints, per trait and pooled over traits (only
+    over checkpoints whose behaviour has one measure)."""
     ck = table[~table["is_base"].astype(bool)]
     records = []
     groups = [(t, ck[ck["trait"] == t]) for t in ck["trait"].unique()]
     if len(groups) > 1:
         groups.append(("all traits", ck))
     for trait, rows in groups:
+        comparable = _one_measure(rows)
         for kind in SHIFT_KINDS:
-            x = rows[f"shift_{kind}"].to_numpy(dtype=float)
-            y = rows["trait_delta"].to_numpy(dtype=float)
+            x = comparable[f"shift_{kind}"].to_numpy(dtype=float)
+            y = comparable["trait_delta"].to_numpy(dtype=float)
             rec = {"trait": trait, "shift": kind}
             rec.update(_corr_record(x, y, n_boot, seed))
+            if comparable.empty and not rows.empty:
+                rec["note"] = "behaviour measured on different scales (0-100 and nats/token)"
             records.append(rec)
     cols = ["trait", "shift", "n"] + [
         f"{m}_{k}" for m in ("pearson", "spearman") for k in ("r", "p", "ci_lo", "ci_hi")
@@ -132,7 +149,8 @@ def cross_trait(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     judged score (columns), across checkpoints; the diagonal is each trait's own r."""
     ck = table[~table["is_base"].astype(bool)]
     shift = ck.pivot_table(index="checkpoint", columns="trait", values="shift_prompt_last")
-    delta = ck.pivot_table(index="checkpoint", columns="trait", values="trait_delta")
+    one_measure = pd.concat([_one_measure(g) for _, g in ck.groupby("trait")] or [ck.iloc[0:0]])
+    delta = one_measure.pivot_table(index="checkpoint", columns="trait", values="trait_delta")
     traits = sorted(set(shift.columns) | set(delta.columns))
     r = pd.DataFrame(np.nan, index=traits, columns=traits, dtype=float)
     n = pd.DataFrame(0, index=traits, columns=traits, dtype=int)

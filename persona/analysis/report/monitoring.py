@@ -26,11 +26,11 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from persona.analysis import stats
+from persona.analysis.judge import LIKELIHOOD_KEY as LIKELIHOOD
+from persona.analysis.judge import LIKELIHOOD_UNIT
 from persona.analysis.report.judges import judge_of
 from persona.analysis.report.plots import PROJ_UNIT, SCORE_UNIT
 
-LIKELIHOOD = "likelihood"
-LIKELIHOOD_UNIT = "nats/token"
 FAMILY_NAMES = {"system_prompt": "system prompt", "many_shot": "many-shot"}
 LEVEL_NAMES = {
     "system_prompt": "system-prompt grade (0 = suppressing, 7 = promoting)",

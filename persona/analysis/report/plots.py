@@ -15,9 +15,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from persona.analysis import stats
+from persona.analysis.judge import JUDGE_UNIT
 
 PROJ_UNIT = "projection on unit vector, residual-stream units"
-SCORE_UNIT = "judge points, 0-100"
+SCORE_UNIT = JUDGE_UNIT
 DPI = 100
 
 
@@ -88,7 +89,8 @@ def shift_vs_trait(rows: pd.DataFrame, trait: str, corr: pd.Series | None) -> Fi
     r_text = _r_text(corr["pearson_r"], n, corr["note"]) if corr is not None else "r n/a"
     ax.set_title(f"{trait}: fine-tuning shift vs trait-score change ({r_text})")
     ax.set_xlabel(f"fine-tuning shift, prompt-last ({PROJ_UNIT})")
-    ax.set_ylabel(f"trait score change vs base ({SCORE_UNIT})")
+    measures = sorted({str(m) for m in rows.get("measure", pd.Series(dtype=object)).dropna()})
+    ax.set_ylabel(f"trait score change vs base\n({', '.join(measures) or SCORE_UNIT})")
     if len(rows):
         ax.legend(fontsize=8, loc="best")
     return fig

@@ -98,9 +98,10 @@ def _checkpoint_section(rep: Report, images: dict[str, bytes]) -> Section:
         "checkpoints",
         "1. Checkpoints",
         "Per checkpoint and trait: fine-tuning shift (mean projection under the checkpoint minus "
-        "under the base, paired by question; prompt-last and response variants), mean judged "
-        "trait score and coherence, and their change vs base. Brackets are bootstrap 95% CIs "
-        "over questions.",
+        "under the base, paired by question; prompt-last and response variants), mean trait "
+        "score (the 0-100 judge's, or the likelihood judge's in nats/token: see the measure "
+        "column) and coherence, and their change vs base. Brackets are bootstrap 95% CIs over "
+        "questions; a change between two measures is not computed.",
     )
     t = rep.checkpoints
     if t.empty:
@@ -118,6 +119,7 @@ def _checkpoint_section(rep: Report, images: dict[str, bytes]) -> Section:
             "coherence": ci_column(t, "coherence", 1, "coherence_mean"),
             "coherence change": ci_column(t, "coherence_delta", 1),
             "pairing": t["pairing"],
+            "measure": t["measure"].map(lambda v: v or NA),
             "judge": [
                 (j or NA) + (" (SELF-JUDGED)" if s is True else "")
                 for j, s in zip(t["judge"], t["judge_is_subject"], strict=True)
@@ -141,8 +143,9 @@ def _correlation_section(rep: Report, images: dict[str, bytes]) -> Section:
         "shift-vs-behaviour",
         "2. Fine-tuning shift vs behaviour",
         "Across checkpoints (base excluded): correlation of the fine-tuning shift with the change "
-        "in judged trait score (the paper's Figure 6/20 analysis). CIs are bootstrap 95% over "
-        f"checkpoints; a correlation needs at least {stats.MIN_CORR_N} checkpoints.",
+        "in trait score (the paper's Figure 6/20 analysis), over checkpoints whose behaviour has "
+        "one measure. CIs are bootstrap 95% over checkpoints; a correlation needs at least "
+        f"{stats.MIN_CORR_N} checkpoints.",
     )
     c = rep.correlations
     if c.empty:

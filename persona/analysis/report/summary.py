@@ -53,6 +53,7 @@ def _checkpoint(row: pd.Series) -> dict[str, Any]:
     return out | {
         "judge": _v(row["judge"]),
         "judge_is_subject": _v(row["judge_is_subject"]),
+        "measure": _v(row["measure"]),
         "is_base": bool(row["is_base"]),
         "pairing": _v(row["pairing"]),
     }
