@@ -65,6 +65,8 @@ __all__ = [
     "as_list",
     "capture",
     "check_coef",
+    "check_count",
+    "check_judge_points",
     "checked",
     "check_layers",
     "check_mode",
@@ -264,6 +266,16 @@ def checked(name: str, value: Any, check: Callable[[Any], R]) -> R:
         raise TaskInputError(f"-T {name}: {e}") from None
 
 
+def check_count(name: str, value: Any, most: int | None = None) -> int:
+    """A whole number >= 1 (and <= ``most``): ``-T questions=abc`` fails here, in one line."""
+    return checked(name, value, validate.integer(1, most))
+
+
+def check_judge_points(name: str, value: Any) -> float:
+    """A threshold on the 0-100 judge scale."""
+    return checked(name, value, validate.number(0, 100))
+
+
 def check_coef(value: Any, name: str = "coef") -> float:
     """A finite steering coefficient (``-T coef=abc`` and ``.nan`` fail here, not in samples)."""
     return checked(name, value, validate.coefficient)
@@ -316,11 +328,8 @@ def question_samples(
 ) -> list[Sample]:
     """Eval questions x rollouts x checkpoints, with the schema's sample metadata."""
     pool = trait.eval_questions
-    n = len(pool) if questions is None else int(questions)
-    if not 1 <= n <= len(pool):
-        raise TaskInputError(f"questions must be 1..{len(pool)} for {trait.name}, got {n}")
-    if rollouts < 1:
-        raise TaskInputError(f"rollouts must be >= 1, got {rollouts}")
+    n = len(pool) if questions is None else check_count("questions", questions, len(pool))
+    rollouts = check_count("rollouts", rollouts)
     samples = []
     for alias, path in checkpoints:
         for i, question in enumerate(pool[:n]):
@@ -344,10 +353,9 @@ def question_samples(
 
 
 def generate_config(max_tokens: int, temperature: float) -> GenerateConfig:
-    if max_tokens < 1:
-        raise TaskInputError(f"max_tokens must be >= 1, got {max_tokens}")
+    tokens = check_count("max_tokens", max_tokens)
     temp = checked("temperature", temperature, validate.temperature)
-    return GenerateConfig(max_tokens=int(max_tokens), temperature=temp)
+    return GenerateConfig(max_tokens=tokens, temperature=temp)
 
 
 def task_metadata(trait: traits.Trait, **extra: Any) -> dict[str, Any]:

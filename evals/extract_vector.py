@@ -23,6 +23,8 @@ from evals._common import (
     TaskInputError,
     announce_filter,
     capture,
+    check_count,
+    check_judge_points,
     check_mode,
     generate_config,
     judge_check,
@@ -43,11 +45,8 @@ from evals._common import (
 def extraction_samples(trait, questions: int | None, rollouts: int) -> list[Sample]:
     """Extraction questions x instruction pairs x pos/neg x rollouts (pairs share keys)."""
     pool = trait.extract_questions
-    n = len(pool) if questions is None else int(questions)
-    if not 1 <= n <= len(pool):
-        raise TaskInputError(f"questions must be 1..{len(pool)} for {trait.name}, got {n}")
-    if rollouts < 1:
-        raise TaskInputError(f"rollouts must be >= 1, got {rollouts}")
+    n = len(pool) if questions is None else check_count("questions", questions, len(pool))
+    rollouts = check_count("rollouts", rollouts)
     samples = []
     for qi, question in enumerate(pool[:n]):
         for ii in range(len(trait.instructions)):
@@ -114,10 +113,9 @@ def extract_vector(
     vectors = task_vectors(vectors)
     sidecar_dir = task_path(sidecar_dir) if sidecar_dir else None
     check_mode(judge_mode)
-    if min_pairs < 1:
-        raise TaskInputError(f"min_pairs must be >= 1, got {min_pairs}")
-    if not 0 <= trait_threshold <= 100 or not 0 <= coherence_threshold <= 100:
-        raise TaskInputError("trait_threshold and coherence_threshold must be within 0..100")
+    min_pairs = check_count("min_pairs", min_pairs)
+    trait_threshold = check_judge_points("trait_threshold", trait_threshold)
+    coherence_threshold = check_judge_points("coherence_threshold", coherence_threshold)
     if filter and not judge:
         raise TaskInputError("filter=true needs the judge: drop judge=false")
     announce_filter(filter, judge_role_bound(), judge)

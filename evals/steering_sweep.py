@@ -25,6 +25,7 @@ from evals._common import (
     as_list,
     capture,
     check_coef,
+    check_count,
     check_layers,
     check_mode,
     check_positions,
@@ -110,10 +111,8 @@ def steering_sweep(
     if not coef_list or any(c == 0 for c in coef_list):
         raise TaskInputError(f"coefs must be non-zero numbers (the baseline is added): {coefs}")
     pool = definition.extract_questions
-    if not 1 <= questions <= len(pool):
-        raise TaskInputError(f"questions must be 1..{len(pool)}, got {questions}")
-    if rollouts < 1:
-        raise TaskInputError(f"rollouts must be >= 1, got {rollouts}")
+    questions = check_count("questions", questions, len(pool))
+    rollouts = check_count("rollouts", rollouts)
     cells: list[tuple[float, int | None]] = [(0.0, None)]
     cells += [(c, lay) for lay in layer_list for c in coef_list]
     dataset = []

@@ -127,7 +127,7 @@ def _trait_without(tmp_path: Path, *fields: str) -> Path:
     [
         ({"shots": "0,9"}, "shots must be numbers of earlier turns in 0..8"),
         ({"conditions": "steering"}, "conditions must name one or both"),
-        ({"questions": 0}, "questions must be 1..20"),
+        ({"questions": 0}, "-T questions: 0 is out of range: must be >= 1 and <= 20"),
         ({"vectors": "nowhere"}, "persona extract --trait evil"),
     ],
 )

@@ -445,6 +445,15 @@ def test_tasks_use_the_providers_vectors(vector_file, tiny_dir, work):
         ("trait_eval", {}, {"adapter": "/nonexistent"}, "no adapter folder at /nonexistent"),
         ("trait_eval", {}, {"device": "tpu"}, "unknown device 'tpu'"),
         ("trait_eval", {}, {"dtype": "int3"}, "unknown dtype 'int3'"),
+        ("trait_eval", {"questions": "abc"}, {}, "-T questions: not a whole number: 'abc'"),
+        ("trait_eval", {"questions": 21}, {}, "-T questions: 21 is out of range"),
+        ("trait_eval", {"max_tokens": "many"}, {}, "-T max_tokens: not a whole number"),
+        ("trait_eval", {"rollouts": 0}, {}, "-T rollouts: 0 is out of range"),
+        ("extract_vector", {"rollouts": "two"}, {}, "-T rollouts: not a whole number"),
+        ("extract_vector", {"min_pairs": 0}, {}, "-T min_pairs: 0 is out of range"),
+        ("extract_vector", {"trait_threshold": "hi"}, {}, "-T trait_threshold: not a number"),
+        ("steering_sweep", {"questions": "x", "layers": "2"}, {}, "-T questions: not a whole"),
+        ("monitor", {"rollouts": -1}, {}, "-T rollouts: -1 is out of range"),
     ],
 )
 def test_bad_task_and_provider_input_fails_when_built(
