@@ -177,7 +177,11 @@ def trait_arg(name: str) -> str:
 
 
 def load_trait(name: str) -> traits.Trait:
-    """The trait of a ``trait`` task argument (a name or a path); its vector goes by its name."""
+    """The trait of a ``trait`` task argument (a name or a path); its vector goes by its name.
+
+    Every ``$PERSONA_TRAITS_DIR`` folder must exist, as for the CLI: a typo there would otherwise
+    read as an unknown trait."""
+    validate.env_dirs(traits.ENV_VAR)
     return traits.load(trait_arg(name))
 
 

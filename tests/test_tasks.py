@@ -474,6 +474,13 @@ def test_bad_task_and_provider_input_fails_when_built(
     assert not (work / "bad-logs").exists() or not list((work / "bad-logs").iterdir())
 
 
+def test_a_missing_traits_folder_fails_when_built(tiny_dir, work, monkeypatch):
+    """A typo in $PERSONA_TRAITS_DIR is named, as the CLI does, not read as an unknown trait."""
+    monkeypatch.setenv("PERSONA_TRAITS_DIR", str(work / "no-such-folder"))
+    with pytest.raises(PersonaError, match=r"PERSONA_TRAITS_DIR names .*no-such-folder"):
+        run_task("trait_eval", tiny_dir, work, trait="evil", questions=1, judge=False, **FAST)
+
+
 @pytest.mark.parametrize("kind", ["wrong shape", "pickle", "other trait"])
 def test_bad_vector_files_fail_when_built(kind, tiny_dir, work, tmp_path):
     import pickle

@@ -6,6 +6,7 @@ See ``docs/traits.md`` for the file format.
 """
 
 from traits.loader import (
+    ENV_VAR,
     available,
     default_output_dir,
     find,
@@ -22,6 +23,7 @@ from traits.loader import (
 from traits.model import AssistantNames, InstructionPair, Problem, Trait, TraitError
 
 __all__ = [
+    "ENV_VAR",
     "AssistantNames",
     "InstructionPair",
     "Problem",
