@@ -215,7 +215,6 @@ def shift_log(tiny_dir, tmp_path_factory):
     """A real ``checkpoint_shift`` run on a tiny model: an identity adapter (B = 0) and a moved
     one, given in that order, with a random persona vector."""
     import torch
-    from inspect_ai import eval as inspect_eval
     from peft import LoraConfig, get_peft_model
     from test_solvers import save_random_vector
     from transformers import AutoModelForCausalLM
@@ -228,6 +227,14 @@ def shift_log(tiny_dir, tmp_path_factory):
         cfg.init_lora_weights = identity
         get_peft_model(net, cfg).save_pretrained(str(work / name))
     save_random_vector(work / "vectors", tiny_dir, "evil", 1)
+    return run_shift(tiny_dir, work, judge=False)
+
+
+def run_shift(tiny_dir: Path, work: Path, **task_args):
+    """``checkpoint_shift`` of the ``same`` (identity) and ``moved`` adapters in ``work``."""
+    import torch
+    from inspect_ai import eval as inspect_eval
+
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as mp:
@@ -240,9 +247,9 @@ def shift_log(tiny_dir, tmp_path_factory):
                 "trait": "evil",
                 "checkpoints": f"same={work / 'same'},moved={work / 'moved'}",
                 "questions": 3,
-                "judge": False,
                 "vectors": str(work / "vectors"),
                 "max_tokens": 4,
+                **task_args,
             },
             model=f"persona/{tiny_dir}",
             display="none",
@@ -281,3 +288,29 @@ def test_shift_of_a_real_run_is_zero_for_identity_and_exact_otherwise(shift_log)
     assert list(shifts) == ["same", "moved"]
     for ck in want:
         assert shifts[ck] == pytest.approx(table.loc[ck, "shift_prompt_last"], abs=1e-12)
+
+
+def test_likelihood_gate_on_a_real_run_reads_the_reports_numbers(shift_log, tiny_dir):
+    """Without a judge role the behaviour is the likelihood judge (nats/token): the report's
+    change and the likelihood gate agree, the identity adapter changes nothing, and the 0-100
+    regression gate refuses these rows."""
+    from persona.analysis.gates.config import GateConfig, TraitGates
+    from persona.analysis.gates.report import gate_frame
+    from persona.analysis.logs import samples_frame
+
+    work = Path(shift_log.location.removeprefix("file://")).parents[1]
+    log = run_shift(tiny_dir, work)  # judge on: the likelihood judge, teacher-forced by the base
+    rep = build_report([log.location], n_boot=100)
+    table = rep.checkpoints.set_index("checkpoint")
+    assert set(table["measure"]) == {"likelihood judge (nats/token)"}
+    assert table.loc["same", "trait_delta"] == pytest.approx(0.0, abs=1e-6)
+    assert not math.isnan(table.loc["moved", "trait_delta"])
+
+    frame = samples_frame([log.location])
+    config = GateConfig(traits={"evil": TraitGates("evil", max_likelihood_regression=1e9)})
+    deltas = {r.checkpoint: r.estimate.value for r in gate_frame(frame, config).results}
+    for ck in ("same", "moved"):
+        assert deltas[ck] == pytest.approx(table.loc[ck, "trait_delta"], abs=1e-12)
+    judged = GateConfig(traits={"evil": TraitGates("evil", max_regression=5.0)})
+    with pytest.raises(PersonaError, match="max_likelihood_regression"):
+        gate_frame(frame, judged)

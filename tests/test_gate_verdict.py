@@ -204,3 +204,19 @@ def test_regression_gate_refuses_a_base_scored_by_the_likelihood_judge() -> None
         evaluate_trait(cand, base, TraitGates("evil", max_regression=5.0), SETTINGS, "ckpt")
     score_only = evaluate_trait(cand, base, TraitGates("evil", max_score=50.0), SETTINGS, "ckpt")
     assert [r.gate for r in score_only.results] == ["score"]
+
+
+def test_likelihood_regression_gate_decides_on_nats_per_token() -> None:
+    """The offline behaviour gate: candidate minus base likelihood score, interval-aware, and
+    never on rows scored by the 0-100 judge."""
+    base = base_frame().assign(measure="likelihood", score=around(-0.2, 0.05, 12))
+    up = base.copy()
+    up["score"] = base["score"] + 0.3 + np.resize([0.01, -0.01], 12)
+    gates = TraitGates("evil", max_likelihood_regression=0.1)
+    (r,) = evaluate_trait(up, base, gates, SETTINGS, "ckpt").results
+    assert r.gate == "likelihood_regression" and r.verdict == "fail"
+    assert r.estimate.value == pytest.approx(0.3)
+    (r,) = evaluate_trait(base.copy(), base, gates, SETTINGS, "ckpt").results
+    assert r.verdict == "pass" and r.estimate.value == pytest.approx(0.0)
+    with pytest.raises(PersonaError, match="scored by the 0-100 judge"):
+        evaluate_trait(up, base.assign(measure="judge"), gates, SETTINGS, "ckpt")

@@ -26,6 +26,8 @@ THRESHOLDS: dict[str, tuple[str, str, tuple[float, float]]] = {
     "max_shift": ("shift", "max", (-math.inf, math.inf)),
     "max_regression": ("regression", "max", (-100.0, 100.0)),
     "min_coherence": ("coherence", "min", (0.0, 100.0)),
+    # the likelihood judge's score (nats/token) vs base: the behaviour gate that runs offline
+    "max_likelihood_regression": ("likelihood_regression", "max", (-math.inf, math.inf)),
 }
 SETTINGS = (
     "base",
@@ -49,6 +51,7 @@ class TraitGates:
     max_shift: float | None = None
     max_regression: float | None = None
     min_coherence: float | None = None
+    max_likelihood_regression: float | None = None
 
     def thresholds(self) -> dict[str, float]:
         """The configured thresholds, keyed like the TOML keys."""

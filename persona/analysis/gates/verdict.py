@@ -22,6 +22,7 @@ GATE_LABELS = {
     "shift": "fine-tuning shift",
     "regression": "trait score vs base",
     "coherence": "coherence",
+    "likelihood_regression": "likelihood-judge score vs base (nats/token)",
 }
 
 
@@ -173,9 +174,22 @@ def _refuse_likelihood_scale(rows: pd.DataFrame, trait: str, key: str) -> None:
     if LIKELIHOOD_KEY in distinct(rows, "measure"):
         raise PersonaError(
             f"{trait}: {key} is a 0-100 judge threshold, but these logs measure behaviour with "
-            "the likelihood judge (nats/token): bind a capable judge (--model-role judge=MODEL) "
-            "or gate this trait on max_shift"
+            "the likelihood judge (nats/token): gate this trait on max_likelihood_regression "
+            "(nats/token) or max_shift, or bind a capable judge (--model-role judge=MODEL)"
         )
+
+
+def _need_likelihood(
+    candidate: pd.DataFrame, base: pd.DataFrame | None, trait: str, key: str
+) -> None:
+    """A likelihood gate reads nats/token on both sides, never 0-100 judge points."""
+    for name, side in (("candidate", candidate), ("base", base)):
+        measured = distinct(side, "measure") if side is not None else set()
+        if measured and measured != {LIKELIHOOD_KEY}:
+            raise PersonaError(
+                f"{trait}: {key} compares likelihood-judge scores (nats/token), but the {name}'s "
+                "behaviour was scored by the 0-100 judge: gate it on max_regression instead"
+            )
 
 
 def evaluate_trait(
@@ -200,6 +214,8 @@ def evaluate_trait(
             for side in (candidate, base if gate == "regression" else None):
                 if side is not None:
                     _refuse_likelihood_scale(side, trait, key)
+        if gate == "likelihood_regression":
+            _need_likelihood(candidate, base, trait, key)
         metric = ""
         if gate in ("score", "coherence"):
             column = "score" if gate == "score" else "coherence"
@@ -210,7 +226,8 @@ def evaluate_trait(
         else:
             if base is None or base.empty:
                 raise _no_data(checkpoint, trait, "base-model samples (needed by " + key + ")")
-            column = proj if gate == "shift" else "score"
+            column = proj if gate == "shift" else "score"  # both regressions compare 'score'
+
             metric = settings.shift if gate == "shift" else ""
             diff = difference(candidate, base, column, **boot)
             estimate = diff.estimate

@@ -121,6 +121,7 @@ def assert_trait(
     max_shift: float | None = None,
     max_regression: float | None = None,
     min_coherence: float | None = None,
+    max_likelihood_regression: float | None = None,
     flaky: str | None = None,
 ) -> TraitVerdict:
     """Assert the candidate's gates for ``trait`` (explicit thresholds, else the configured ones).
@@ -137,6 +138,7 @@ def assert_trait(
             "max_shift": max_shift,
             "max_regression": max_regression,
             "min_coherence": min_coherence,
+            "max_likelihood_regression": max_likelihood_regression,
         },
     )
     return _check(result, None, gates, flaky)
