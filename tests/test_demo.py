@@ -94,6 +94,27 @@ def test_summary_has_shift_behaviour_correlations_and_mitigation(demo):
     assert posthoc["capability"]["lm_loss"] > 0 and posthoc["behaviour"]["value"] is not None
 
 
+def test_release_gate_reads_the_summarys_numbers(demo):
+    """The gate's estimates are the summary's shift and behaviour change (one comparison), and
+    its outcome follows its interval: pass only when the upper bound is under the threshold."""
+    out, _ = demo
+    summary = json.loads((out / "summary.json").read_text())
+    gates = summary["release_gate"]
+    assert set(gates) == {*FRACTIONS, PREVENTED}
+    for name, gate in gates.items():
+        row = summary["checkpoints"][name]
+        by = {r["gate"]: r for r in gate["results"]}
+        assert set(by) == {"shift", "likelihood_regression"}
+        for key, result in (
+            ("shift_prompt_last", by["shift"]),
+            ("behaviour_change", by["likelihood_regression"]),
+        ):
+            assert result["estimate"]["value"] == pytest.approx(row[key]["value"], abs=1e-12)
+            upper = result["estimate"]["ci"][1]
+            assert (result["outcome"] == "pass") == (upper <= result["threshold"])
+        assert gate["passed"] == all(r["outcome"] == "pass" for r in gate["results"])
+
+
 def test_rerun_reuses_finished_stages(demo, tiny_dir, capsys):
     out, _ = demo
     before = {p.name: p.stat().st_mtime_ns for p in (out / "stages").iterdir()}

@@ -155,3 +155,57 @@ def _est(e: Any) -> dict[str, Any]:
 
 def _corr(c: Any) -> dict[str, Any]:
     return {"r": c.r, "p": c.p, "ci": list(c.ci) if c.ci else None, "n": c.n, "note": c.reason}
+
+
+def canonical_rows(condition: dict[str, Any]) -> Any:
+    """A measured condition as the comparison layer's canonical rows (one per question; behaviour
+    is the likelihood judge's score), so the release gates read it as they read Inspect logs."""
+    import pandas as pd
+
+    n = len(condition["prompt_last"])
+    return pd.DataFrame(
+        {
+            "unit": [f"eval_{i}" for i in range(n)],
+            "epoch": 1,
+            "score": condition["behaviour"],
+            "measure": "likelihood",
+            "coherence": math.nan,
+            "proj_prompt_last": condition["prompt_last"],
+            "proj_response": condition["response"],
+        }
+    )
+
+
+def release_gate(
+    condition: dict[str, Any],
+    base: dict[str, Any],
+    trait: str,
+    *,
+    max_shift: float,
+    max_likelihood_regression: float,
+) -> dict[str, Any]:
+    """The release gate of ``persona gate`` on one checkpoint vs the base, through its Python
+    API: the shift and the likelihood-judged behaviour change, interval-aware (a flaky interval
+    fails, the default policy)."""
+    from persona.analysis.gates.config import GateSettings, TraitGates
+    from persona.analysis.gates.verdict import gate_trait
+
+    gates = TraitGates(
+        trait, max_shift=max_shift, max_likelihood_regression=max_likelihood_regression
+    )
+    verdict = gate_trait(
+        canonical_rows(condition), canonical_rows(base), gates, GateSettings(), condition["name"]
+    )
+    return {
+        "passed": verdict.passed,
+        "results": [
+            {
+                "gate": r.gate,
+                "threshold": r.threshold,
+                "estimate": _est(r.estimate),
+                "verdict": r.verdict,
+                "outcome": r.outcome,
+            }
+            for r in verdict.results
+        ],
+    }
