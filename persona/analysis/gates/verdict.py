@@ -227,7 +227,6 @@ def evaluate_trait(
             if base is None or base.empty:
                 raise _no_data(checkpoint, trait, "base-model samples (needed by " + key + ")")
             column = proj if gate == "shift" else "score"  # both regressions compare 'score'
-
             metric = settings.shift if gate == "shift" else ""
             diff = difference(candidate, base, column, **boot)
             estimate = diff.estimate
