@@ -16,8 +16,10 @@ from persona.errors import PersonaError
 
 try:
     import synthetic_logs as syn
+    from task_runs import run_persona_task
 except ImportError:  # tests/ imported as a package
     from tests import synthetic_logs as syn
+    from tests.task_runs import run_persona_task
 
 MODEL = "persona/smollm2-135m"
 
@@ -232,32 +234,17 @@ def shift_log(tiny_dir, tmp_path_factory):
 
 def run_shift(tiny_dir: Path, work: Path, **task_args):
     """``checkpoint_shift`` of the ``same`` (identity) and ``moved`` adapters in ``work``."""
-    import torch
-    from inspect_ai import eval as inspect_eval
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("INSPECT_CACHE_DIR", str(work / "cache"))
-        mp.setenv("PERSONA_SIDECAR_DIR", str(work / "sidecars"))
-        mp.chdir(Path(__file__).resolve().parents[1])
-        log = inspect_eval(
-            "evals/checkpoint_shift.py",
-            task_args={
-                "trait": "evil",
-                "checkpoints": f"same={work / 'same'},moved={work / 'moved'}",
-                "questions": 3,
-                "vectors": str(work / "vectors"),
-                "max_tokens": 4,
-                **task_args,
-            },
-            model=f"persona/{tiny_dir}",
-            display="none",
-            log_dir=str(work / "logs"),
-        )[0]
-    torch.set_num_threads(before)
-    assert log.status == "success", log.error
-    return log
+    return run_persona_task(
+        "evals/checkpoint_shift.py",
+        tiny_dir,
+        work,
+        trait="evil",
+        checkpoints=f"same={work / 'same'},moved={work / 'moved'}",
+        questions=3,
+        vectors=str(work / "vectors"),
+        max_tokens=4,
+        **task_args,
+    )
 
 
 def test_shift_of_a_real_run_is_zero_for_identity_and_exact_otherwise(shift_log):

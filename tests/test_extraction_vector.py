@@ -4,46 +4,29 @@ onto the extraction path the product runs)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
+from task_runs import run_persona_task
 
 from persona.analysis.extraction import FilterSettings, _load_means, vector_from_samples
 from persona.model.vectors import KINDS, load_vector
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
 def extraction(tiny_dir, tmp_path_factory):
-    from inspect_ai import eval as inspect_eval
-
     work = tmp_path_factory.mktemp("extract")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("INSPECT_CACHE_DIR", str(work / "cache"))
-        mp.setenv("PERSONA_SIDECAR_DIR", str(work / "sidecars"))
-        mp.chdir(ROOT)
-        log = inspect_eval(
-            "evals/extract_vector.py",
-            task_args={
-                "trait": "evil",
-                "questions": 1,
-                "vectors": str(work / "vectors"),
-                "min_pairs": 1,
-                "sidecar_dir": str(work / "sidecars"),
-                "max_tokens": 4,
-                "min_mass": 0.0,
-            },
-            model=f"persona/{tiny_dir}",
-            display="none",
-            log_dir=str(work / "logs"),
-        )[0]
-    torch.set_num_threads(before)
-    assert log.status == "success", log.error
-    return log
+    return run_persona_task(
+        "evals/extract_vector.py",
+        tiny_dir,
+        work,
+        trait="evil",
+        questions=1,
+        vectors=str(work / "vectors"),
+        min_pairs=1,
+        sidecar_dir=str(work / "sidecars"),
+        max_tokens=4,
+        min_mass=0.0,
+    )
 
 
 def _means(samples, polarity: str, instructions: set[int]) -> dict[str, torch.Tensor]:

@@ -280,11 +280,17 @@ def distinct(rows: pd.DataFrame, column: str) -> set[str]:
     return {str(v) for v in rows[column].dropna().unique()} if column in rows else set()
 
 
+def _differs(sel: Selection, column: str) -> tuple[set[str], set[str]] | None:
+    """The candidate's and the base's values of ``column`` when both have some and they differ."""
+    a, b = distinct(sel.candidate, column), distinct(sel.base, column)
+    return (a, b) if a and b and a != b else None
+
+
 def vector_mismatch(sel: Selection) -> str | None:
     """Why the candidate's shift is not comparable with the base (other vector), or None."""
-    a, b = distinct(sel.candidate, "vector"), distinct(sel.base, "vector")
-    if not a or not b or a == b:
+    if (sides := _differs(sel, "vector")) is None:
         return None
+    a, b = sides
     return (
         f"trait '{sel.trait}': checkpoint '{sel.checkpoint}' was projected on "
         f"{', '.join(sorted(a))} but the base on {', '.join(sorted(b))}; its shift is not "
@@ -303,9 +309,9 @@ def measure_text(measures: set[str]) -> str:
 def measure_mismatch(sel: Selection) -> str | None:
     """Why the candidate's behaviour change is not comparable with the base (measured on
     another scale), or None."""
-    a, b = distinct(sel.candidate, "measure"), distinct(sel.base, "measure")
-    if not a or not b or a == b:
+    if (sides := _differs(sel, "measure")) is None:
         return None
+    a, b = sides
     return (
         f"trait '{sel.trait}': checkpoint '{sel.checkpoint}' behaviour was measured by the "
         f"{measure_text(a)} but the base's by the {measure_text(b)}; its behaviour change is not "
