@@ -533,7 +533,8 @@ class _Context:
             )
         console.print(cap)
         console.print(
-            "settings were fixed before the results (persona/app/demo.py); nothing was generated "
+            "measurement settings were fixed before the results and the gate thresholds are the "
+            "example's stated policy (persona/app/demo.py); nothing was generated "
             "with the persona vector"
         )
         summary = {
@@ -585,6 +586,9 @@ def _ci(est: dict[str, Any]) -> str:
     return f"{value:+.3f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
 
 
+_GATE_NAMES = {"likelihood_regression": "behaviour"}  # the table's name for each gate
+
+
 def _gate(gate: dict[str, Any] | None) -> str:
     """``pass``, or ``FAIL`` with the gates that failed (``flaky`` when only by its interval)."""
     if gate is None:
@@ -592,7 +596,7 @@ def _gate(gate: dict[str, Any] | None) -> str:
     if gate["passed"]:
         return "pass"
     failed = [
-        r["gate"] + (" (flaky)" if r["verdict"] == "flaky" else "")
+        _GATE_NAMES.get(r["gate"], r["gate"]) + (" (flaky)" if r["verdict"] == "flaky" else "")
         for r in gate["results"]
         if r["outcome"] == "fail"
     ]
