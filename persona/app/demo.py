@@ -42,7 +42,7 @@ Capability = 30 general-knowledge multiple-choice
 questions scored by option likelihood plus LM loss on a neutral passage
 (:mod:`persona.analysis.capability`). The summary prints what came out, weak or not.
 
-Length (~550 lines): the six stages and the tables that report them read top to bottom as the
+Length (~610 lines): the six stages and the tables that report them read top to bottom as the
 demo's story; the measurements themselves live in :mod:`persona.app.demo_measure`.
 """
 

@@ -14,13 +14,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from persona.analysis.capability import capability
 from persona.analysis.likelihood import Reply, likelihood_scores
 from persona.analysis.stats import correlation, mean_ci, paired_diff_ci
 from persona.model.engine import Capture, Engine, Request, Sampling, Steer
 from persona.model.vectors import PersonaVector
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PROBE = "trait"
 
@@ -157,7 +160,7 @@ def _corr(c: Any) -> dict[str, Any]:
     return {"r": c.r, "p": c.p, "ci": list(c.ci) if c.ci else None, "n": c.n, "note": c.reason}
 
 
-def canonical_rows(condition: dict[str, Any]) -> Any:
+def canonical_rows(condition: dict[str, Any]) -> pd.DataFrame:
     """A measured condition as the comparison layer's canonical rows (one per question; behaviour
     is the likelihood judge's score), so the release gates read it as they read Inspect logs."""
     import pandas as pd
