@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from persona.analysis.capability import capability
+from persona.analysis.judge import LIKELIHOOD_KEY
 from persona.analysis.likelihood import Reply, likelihood_scores
 from persona.analysis.stats import correlation, mean_ci, paired_diff_ci
 from persona.model.engine import Capture, Engine, Request, Sampling, Steer
@@ -171,7 +172,7 @@ def canonical_rows(condition: dict[str, Any]) -> pd.DataFrame:
             "unit": [f"eval_{i}" for i in range(n)],
             "epoch": 1,
             "score": condition["behaviour"],
-            "measure": "likelihood",
+            "measure": LIKELIHOOD_KEY,
             "coherence": math.nan,
             "proj_prompt_last": condition["prompt_last"],
             "proj_response": condition["response"],
