@@ -213,9 +213,9 @@ def test_checkpoints_are_listed_and_plotted_as_given(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def shift_log(tiny_dir, tmp_path_factory):
-    """A real ``checkpoint_shift`` run on a tiny model: an identity adapter (B = 0) and a moved
-    one, given in that order, with a random persona vector."""
+def shift_work(tiny_dir, tmp_path_factory) -> Path:
+    """A folder with two adapters of the tiny model, an identity one (B = 0) and a moved one,
+    and a random persona vector."""
     import torch
     from peft import LoraConfig, get_peft_model
     from test_solvers import save_random_vector
@@ -229,7 +229,13 @@ def shift_log(tiny_dir, tmp_path_factory):
         cfg.init_lora_weights = identity
         get_peft_model(net, cfg).save_pretrained(str(work / name))
     save_random_vector(work / "vectors", tiny_dir, "evil", 1)
-    return run_shift(tiny_dir, work, judge=False)
+    return work
+
+
+@pytest.fixture(scope="module")
+def shift_log(shift_work, tiny_dir):
+    """A real ``checkpoint_shift`` run of both adapters, given in that order, unjudged."""
+    return run_shift(tiny_dir, shift_work, judge=False)
 
 
 def run_shift(tiny_dir: Path, work: Path, **task_args):
@@ -277,7 +283,7 @@ def test_shift_of_a_real_run_is_zero_for_identity_and_exact_otherwise(shift_log)
         assert shifts[ck] == pytest.approx(table.loc[ck, "shift_prompt_last"], abs=1e-12)
 
 
-def test_likelihood_gate_on_a_real_run_reads_the_reports_numbers(shift_log, tiny_dir):
+def test_likelihood_gate_on_a_real_run_reads_the_reports_numbers(shift_work, tiny_dir):
     """Without a judge role the behaviour is the likelihood judge (nats/token): the report's
     change and the likelihood gate agree, the identity adapter changes nothing, and the 0-100
     regression gate refuses these rows."""
@@ -285,8 +291,7 @@ def test_likelihood_gate_on_a_real_run_reads_the_reports_numbers(shift_log, tiny
     from persona.analysis.gates.report import gate_frame
     from persona.analysis.logs import samples_frame
 
-    work = Path(shift_log.location.removeprefix("file://")).parents[1]
-    log = run_shift(tiny_dir, work)  # judge on: the likelihood judge, teacher-forced by the base
+    log = run_shift(tiny_dir, shift_work)  # judged by the likelihood judge (no judge role)
     rep = build_report([log.location], n_boot=100)
     table = rep.checkpoints.set_index("checkpoint")
     assert set(table["measure"]) == {"likelihood judge (nats/token)"}

@@ -51,7 +51,8 @@ VALUE_COLUMNS = ("score", "coherence", "proj_prompt_last", "proj_response")
 _OPTIONAL = ("task", "question", "judge_model", "judge_is_subject", "vector", "error")
 _REQUIRED = {"trait_name", "checkpoint_id", "model", "log", "epoch", "trait"}
 
-MEASURE_UNITS = {"judge": JUDGE_UNIT, LIKELIHOOD_KEY: LIKELIHOOD_UNIT}
+JUDGE_MEASURE = "judge"  # the 0-100 LLM judge; the other measure is LIKELIHOOD_KEY
+MEASURE_UNITS = {JUDGE_MEASURE: JUDGE_UNIT, LIKELIHOOD_KEY: LIKELIHOOD_UNIT}
 """The behaviour measures a ``score`` can hold and their units (docs/judges.md)."""
 
 Pairing = Literal["paired", "unpaired", "none"]
@@ -117,7 +118,7 @@ def canonical(frame: pd.DataFrame) -> pd.DataFrame:
         out[col] = pd.to_numeric(rows[col], errors="coerce") if col in rows else np.nan
     for col in _OPTIONAL:
         out[col] = rows[col] if col in rows else None
-    out["measure"] = np.where(out["score"].notna(), "judge", None)
+    out["measure"] = np.where(out["score"].notna(), JUDGE_MEASURE, None)
     if "behaviour_measure" in rows and LIKELIHOOD_KEY in rows:
         by_likelihood = (rows["behaviour_measure"] == LIKELIHOOD_KEY).to_numpy()
         out.loc[by_likelihood, "score"] = pd.to_numeric(rows[LIKELIHOOD_KEY], errors="coerce")[
@@ -300,7 +301,7 @@ def vector_mismatch(sel: Selection) -> str | None:
 
 def measure_text(measures: set[str]) -> str:
     """How behaviour was measured, for people: ``likelihood judge (nats/token)``; several joined."""
-    names = {"judge": "0-100 judge", LIKELIHOOD_KEY: "likelihood judge"}
+    names = {JUDGE_MEASURE: "0-100 judge", LIKELIHOOD_KEY: "likelihood judge"}
     return " and ".join(
         f"{names.get(m, m)} ({MEASURE_UNITS.get(m, '?')})" for m in sorted(measures)
     )

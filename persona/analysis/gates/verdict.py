@@ -9,7 +9,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from persona.analysis import stats
-from persona.analysis.compare import difference, distinct, unit_means
+from persona.analysis.compare import JUDGE_MEASURE, difference, distinct, unit_means
 from persona.analysis.gates.config import THRESHOLDS, GateSettings, TraitGates
 from persona.analysis.gates.noise import Direction, Verdict, classify
 from persona.analysis.judge import LIKELIHOOD_KEY
@@ -167,29 +167,33 @@ def _no_data(checkpoint: str, trait: str, what: str) -> PersonaError:
     )
 
 
-def _refuse_likelihood_scale(rows: pd.DataFrame, trait: str, key: str) -> None:
-    """Score gates are 0-100 numbers; rows whose behaviour is the likelihood judge are in
-    nats/token (:mod:`persona.analysis.compare`), so comparing them would be a silent wrong
-    answer."""
-    if LIKELIHOOD_KEY in distinct(rows, "measure"):
+GATE_MEASURE = {
+    "score": JUDGE_MEASURE,
+    "regression": JUDGE_MEASURE,
+    "likelihood_regression": LIKELIHOOD_KEY,
+}
+"""The behaviour measure each score gate's threshold is written in (canonical ``measure``)."""
+
+
+def _check_measure(gate: str, key: str, trait: str, sides: dict[str, pd.DataFrame | None]) -> None:
+    """A score gate reads only rows of its own measure: 0-100 thresholds never meet nats/token
+    (or the reverse), which would be a silent wrong answer."""
+    wanted = GATE_MEASURE.get(gate)
+    if wanted is None:
+        return
+    for name, rows in sides.items():
+        if rows is None or not distinct(rows, "measure") - {wanted}:
+            continue
+        if wanted == LIKELIHOOD_KEY:
+            raise PersonaError(
+                f"{trait}: {key} compares likelihood-judge scores (nats/token), but the {name}'s "
+                "behaviour was scored by the 0-100 judge: gate it on max_regression instead"
+            )
         raise PersonaError(
             f"{trait}: {key} is a 0-100 judge threshold, but these logs measure behaviour with "
             "the likelihood judge (nats/token): gate this trait on max_likelihood_regression "
             "(nats/token) or max_shift, or bind a capable judge (--model-role judge=MODEL)"
         )
-
-
-def _need_likelihood(
-    candidate: pd.DataFrame, base: pd.DataFrame | None, trait: str, key: str
-) -> None:
-    """A likelihood gate reads nats/token on both sides, never 0-100 judge points."""
-    for name, side in (("candidate", candidate), ("base", base)):
-        measured = distinct(side, "measure") if side is not None else set()
-        if measured and measured != {LIKELIHOOD_KEY}:
-            raise PersonaError(
-                f"{trait}: {key} compares likelihood-judge scores (nats/token), but the {name}'s "
-                "behaviour was scored by the 0-100 judge: gate it on max_regression instead"
-            )
 
 
 def evaluate_trait(
@@ -210,12 +214,8 @@ def evaluate_trait(
     proj = f"proj_{settings.shift}"
     for key, threshold in gates.thresholds().items():
         gate, direction, _ = THRESHOLDS[key]
-        if gate in ("score", "regression"):
-            for side in (candidate, base if gate == "regression" else None):
-                if side is not None:
-                    _refuse_likelihood_scale(side, trait, key)
-        if gate == "likelihood_regression":
-            _need_likelihood(candidate, base, trait, key)
+        compared = {"candidate": candidate, "base": base if gate != "score" else None}
+        _check_measure(gate, key, trait, compared)
         metric = ""
         if gate in ("score", "coherence"):
             column = "score" if gate == "score" else "coherence"

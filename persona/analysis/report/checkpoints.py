@@ -110,11 +110,10 @@ def _corr_record(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> dict:
     return rec
 
 
-def _one_measure(rows: pd.DataFrame) -> pd.DataFrame:
-    """The rows whose behaviour change can be set side by side: all of them when their
-    behaviour has one measure, none when it mixes scales (0-100 points and nats/token)."""
-    measured = rows[rows["trait_delta"].notna()]
-    return rows if measured["measure"].nunique(dropna=True) <= 1 else rows.iloc[0:0]
+def _mixed_measures(rows: pd.DataFrame) -> bool:
+    """Whether these rows' behaviour changes mix scales (0-100 points and nats/token), so they
+    cannot be set side by side in one correlation."""
+    return rows.loc[rows["trait_delta"].notna(), "measure"].nunique(dropna=True) > 1
 
 
 def correlations(table: pd.DataFrame, *, n_boot: int, seed: int) -> pd.DataFrame:
@@ -126,13 +125,14 @@ def correlations(table: pd.DataFrame, *, n_boot: int, seed: int) -> pd.DataFrame
     if len(groups) > 1:
         groups.append(("all traits", ck))
     for trait, rows in groups:
-        comparable = _one_measure(rows)
+        mixed = _mixed_measures(rows)
+        comparable = rows.iloc[0:0] if mixed else rows
         for kind in SHIFT_KINDS:
             x = comparable[f"shift_{kind}"].to_numpy(dtype=float)
             y = comparable["trait_delta"].to_numpy(dtype=float)
             rec = {"trait": trait, "shift": kind}
             rec.update(_corr_record(x, y, n_boot, seed))
-            if comparable.empty and not rows.empty:
+            if mixed:
                 rec["note"] = "behaviour measured on different scales (0-100 and nats/token)"
             records.append(rec)
     cols = ["trait", "shift", "n"] + [
@@ -149,8 +149,10 @@ def cross_trait(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     judged score (columns), across checkpoints; the diagonal is each trait's own r."""
     ck = table[~table["is_base"].astype(bool)]
     shift = ck.pivot_table(index="checkpoint", columns="trait", values="shift_prompt_last")
-    one_measure = pd.concat([_one_measure(g) for _, g in ck.groupby("trait")] or [ck.iloc[0:0]])
-    delta = one_measure.pivot_table(index="checkpoint", columns="trait", values="trait_delta")
+    mixed = [t for t, rows in ck.groupby("trait") if _mixed_measures(rows)]
+    delta = ck[~ck["trait"].isin(mixed)].pivot_table(
+        index="checkpoint", columns="trait", values="trait_delta"
+    )
     traits = sorted(set(shift.columns) | set(delta.columns))
     r = pd.DataFrame(np.nan, index=traits, columns=traits, dtype=float)
     n = pd.DataFrame(0, index=traits, columns=traits, dtype=int)
