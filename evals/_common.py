@@ -178,11 +178,15 @@ def trait_arg(name: str) -> str:
 
 def load_trait(name: str) -> traits.Trait:
     """The trait of a ``trait`` task argument (a name or a path); its vector goes by its name.
+    Warns when the trait's offline behaviour measure is marked unsupported (docs/judges.md).
 
     Every ``$PERSONA_TRAITS_DIR`` folder must exist, as for the CLI: a typo there would otherwise
     read as an unknown trait."""
     validate.env_dirs(traits.ENV_VAR)
-    return traits.load(trait_arg(name))
+    definition = traits.load(trait_arg(name))
+    if (warning := definition.offline_measure_warning()) is not None:
+        log.warning(f"persona: {warning}")
+    return definition
 
 
 def _available() -> str:
