@@ -33,6 +33,7 @@ META_FIELDS = (
     "judge_personas",
     "graded_prompts",
     "monitor_exemplars",
+    "offline_measure_unsupported",
 )
 EXTRACT_DIR = "trait_data_extract"
 EVAL_DIR = "trait_data_eval"

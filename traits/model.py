@@ -114,6 +114,10 @@ class Trait:
     # trait-promoting (7), and turns that show the trait for many-shot prompts. Not in the hash.
     graded_prompts: tuple[str, ...] = ()
     monitor_exemplars: tuple[Exemplar, ...] = ()
+    # Why the offline behaviour measure (the likelihood judge) has no validated signal for this
+    # trait on the embedded model ("" = it has: AUROC >= 0.85 on the held-out labelled set).
+    # Tasks, reports, gates and ``persona traits validate`` warn with it. Not in the hash.
+    offline_measure_unsupported: str = ""
 
     def __post_init__(self) -> None:
         # Freeze containers so that a Trait can be shared safely between tasks and threads.
@@ -201,6 +205,17 @@ class Trait:
                 )
         return self.graded_prompts, self.monitor_exemplars
 
+    def offline_measure_warning(self) -> str | None:
+        """The one-line warning every use of the trait prints when its offline behaviour
+        measure is marked unsupported (docs/judges.md), else None."""
+        if not self.offline_measure_unsupported:
+            return None
+        return (
+            f"trait {self.name!r}: the likelihood judge is not a validated behaviour measure "
+            f"for it ({self.offline_measure_unsupported}); its scores are not evidence of "
+            "behaviour unless a capable judge model is bound (docs/judges.md)"
+        )
+
     def judge_prompt(self, question: str, answer: str) -> str:
         """The rubric with the question and answer filled in, in one pass.
 
@@ -243,4 +258,6 @@ class Trait:
             data["monitor_exemplars"] = [
                 {"user": e.user, "assistant": e.assistant} for e in self.monitor_exemplars
             ]
+        if self.offline_measure_unsupported:
+            data["offline_measure_unsupported"] = self.offline_measure_unsupported
         return data

@@ -34,6 +34,7 @@ NAME_RULE = "use 1-64 lowercase letters, digits, '_' or '-', starting with a let
 REQUIRED = ("name", "description", "instructions", "extract_questions", "eval_questions", "rubric")
 OPTIONAL = ("version", "assistant_names", "layers", "data_personas", "judge_personas")
 OPTIONAL += ("graded_prompts", "monitor_exemplars")  # monitoring (evals/monitor.py)
+OPTIONAL += ("offline_measure_unsupported",)  # why the likelihood judge has no signal here
 KEYS = REQUIRED + OPTIONAL
 
 MIN_PERSONAS = 2
@@ -456,6 +457,12 @@ def check(data: object, *, expected_name: str | None = None) -> tuple[Trait | No
         else []
     )
 
+    unsupported = (
+        c.text(data["offline_measure_unsupported"], "offline_measure_unsupported")
+        if "offline_measure_unsupported" in data
+        else None
+    )
+
     if c.problems:
         return None, c.problems
     assert name and description and rubric and pairs is not None and version is not None
@@ -471,6 +478,7 @@ def check(data: object, *, expected_name: str | None = None) -> tuple[Trait | No
         version=version,
         data_personas=tuple(data_personas or ()),
         judge_personas=tuple(judge_personas or ()),
+        offline_measure_unsupported=unsupported or "",
     )
     c.apart(trait)
     trait = dataclasses.replace(

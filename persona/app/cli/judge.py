@@ -16,12 +16,16 @@ import asyncio
 import csv
 import io
 import math
+import sys
 from pathlib import Path
 
 from persona.errors import PersonaError
 
 VALIDATE = "validate"
 DEFAULT_MODEL = "smollm2-135m"
+MIN_AUROC = 0.85
+"""The likelihood judge counts as a behaviour measure for a trait from this AUROC on its held-out
+labelled set; a trait below it carries ``offline_measure_unsupported`` (docs/judges.md)."""
 CONCURRENCY = 8
 
 
@@ -125,6 +129,8 @@ def score_file(args: argparse.Namespace) -> int:
     if args.judge:
         rows = _llm_rows(trait, data.samples, args.judge)
     else:
+        if (warning := trait.offline_measure_warning()) is not None:
+            print(f"warning: {warning}", file=sys.stderr)
         personas = [(p.pos, p.neg) for p in trait.need_judge_personas()]
         values = _likelihood(_engine(args.model, args.device), personas, data.samples)
         name = args.model if args.model.startswith("persona/") else f"persona/{args.model}"
@@ -253,17 +259,26 @@ def validate(args: argparse.Namespace) -> int:
         if args.self_judge:
             values, low = _self_judge(engine, trait, samples)
             judged = _auroc(values, labels)
-        rows.append((trait.name, labels.count(1), labels.count(0), likelihood, judged, low))
+        rows.append((trait, labels.count(1), labels.count(0), likelihood, judged, low))
     print(f"AUROC on the labelled sets (judge model {engine.lm.name}):")
     head = f"{'trait':<15} {'n+':>4} {'n-':>4}  {'likelihood':>10}  {'self-judge 0-100':>16}"
     print(head + ("  low mass" if args.self_judge else ""))
-    for name, npos, nneg, lk, sj, low in rows:
+    for trait, npos, nneg, lk, sj, low in rows:
         shown = "not run" if sj is None else f"{sj:.3f}"
-        line = f"{name:<15} {npos:>4} {nneg:>4}  {lk:>10.3f}  {shown:>16}"
-        print(line + (f"  {low:>4}/{npos + nneg}" if low is not None else ""))
+        line = f"{trait.name:<15} {npos:>4} {nneg:>4}  {lk:>10.3f}  {shown:>16}"
+        line += f"  {low:>4}/{npos + nneg}" if low is not None else ""
+        print(line + ("  (marked unsupported)" if trait.offline_measure_unsupported else ""))
     if args.self_judge:
         print("(self-judge scores use any numeric mass; 'low mass': replies a task would leave")
         print(f" unscored, numeric mass < {MIN_MASS})")
     else:
         print("(pass --self-judge for the 0-100 self-judge column)")
+    for trait, *_, lk, _sj, _low in rows:
+        if (warning := trait.offline_measure_warning()) is not None:
+            print(f"warning: {warning}")
+        elif not lk >= MIN_AUROC:
+            print(
+                f"warning: trait {trait.name!r}: likelihood AUROC {lk:.3f} < {MIN_AUROC} and the "
+                "trait is not marked offline_measure_unsupported (docs/judges.md)"
+            )
     return 0

@@ -219,6 +219,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"ok   {path} ({trait.name}, hash {trait.hash})")
             if not trait.judge_personas:
                 print("  warning: no judge_personas (the likelihood judge needs them)")
+            if (unsupported := trait.offline_measure_warning()) is not None:
+                print(f"  warning: {unsupported}")
             if not trait.data_personas:
                 print(
                     "  warning: no data_personas (persona data make --level contaminated needs"
