@@ -8,10 +8,11 @@ One forward hook per needed layer does both jobs in the same pass:
 * **steering** adds ``coef * v`` (raw, unnormalised) at the selected positions of the selected rows.
 
 Modules, one job each: ``records`` (what a call asks for and returns), ``positions`` (the one
-definition of the steering positions ``all`` / ``prompt`` / ``response``), ``state`` (per-pass
-hook state), ``sampling``, ``candidates`` (complete-reply scoring for local judges) and ``core``
-(the :class:`Engine` and its generate / score loop). Import from here: the names below are the
-public interface.
+definition of the steering positions ``all`` / ``prompt`` / ``response`` / ``prompt_last``),
+``state`` (per-pass hook state), ``sampling``, ``stream`` (reply text that is final while a reply
+grows, for per-token callbacks), ``candidates`` (complete-reply scoring for local judges) and
+``core`` (the :class:`Engine` and its generate / score loop). Import from here: the names below
+are the public interface.
 """
 
 from persona.model.engine.core import Engine
@@ -20,11 +21,13 @@ from persona.model.engine.records import (
     MEAN_KINDS,
     Capture,
     Message,
+    OnToken,
     ProjStats,
     Request,
     Result,
     Sampling,
     Steer,
+    TokenEvent,
     TokenLogprob,
 )
 
@@ -34,11 +37,13 @@ __all__ = [
     "Capture",
     "Engine",
     "Message",
+    "OnToken",
     "Position",
     "ProjStats",
     "Request",
     "Result",
     "Sampling",
     "Steer",
+    "TokenEvent",
     "TokenLogprob",
 ]

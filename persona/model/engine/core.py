@@ -19,13 +19,16 @@ from persona.model.engine.candidates import candidate_logprobs
 from persona.model.engine.records import (
     Capture,
     Message,
+    OnToken,
     Request,
     Result,
     Sampling,
+    TokenEvent,
     TokenLogprob,
 )
 from persona.model.engine.sampling import choose, row_generator, token_logprob
 from persona.model.engine.state import BatchState, Pass
+from persona.model.engine.stream import TextStream, cut_at_stop
 from persona.model.loading import LoadedModel
 from persona.model.residual_hooks import StopForward, residual_hooks
 
@@ -135,31 +138,41 @@ class Engine:
         sampling: Sampling | None = None,
         capture: Capture | None = None,
         progress: Callable[[int], None] | None = None,
+        on_token: OnToken | None = None,
     ) -> list[Result]:
-        """Generate a reply for every request, in batches of at most ``max_batch``."""
+        """Generate a reply for every request, in batches of at most ``max_batch``.
+
+        ``on_token`` (optional) is called with a :class:`TokenEvent` for every token as soon as
+        it is chosen (after its own forward pass, so its per-token projections are known);
+        returning False stops that request. Without it, nothing per token is computed.
+        """
         sampling = sampling or Sampling()
         capture = capture or Capture()
         if not requests:
             raise PersonaError("no prompts to generate from (the prompt list is empty)")
         if sampling.max_new_tokens < 1:
             raise PersonaError(f"max_new_tokens must be at least 1, got {sampling.max_new_tokens}")
-        items = [(r, self.render(r.messages)) for r in requests]
+        items = [(i, r, self.render(r.messages)) for i, r in enumerate(requests)]
         return in_batches(
             items,
-            lambda item: len(item[1]),
+            lambda item: len(item[2]),
             self.max_batch,
-            lambda batch: self._generate_batch(batch, sampling, capture),
+            lambda batch: self._generate_batch(batch, sampling, capture, on_token),
             progress,
         )
 
     @torch.inference_mode()
     def _generate_batch(
-        self, batch: list[tuple[Request, list[int]]], sampling: Sampling, capture: Capture
+        self,
+        batch: list[tuple[int, Request, list[int]]],
+        sampling: Sampling,
+        capture: Capture,
+        on_token: OnToken | None = None,
     ) -> list[Result]:
         from transformers import DynamicCache
 
-        requests = [req for req, _ in batch]
-        prompts = [prompt for _, prompt in batch]
+        requests = [req for _, req, _ in batch]
+        prompts = [prompt for _, _, prompt in batch]
         lm, model = self.lm, self.lm.model
         device = lm.device
         b = len(requests)
@@ -179,6 +192,26 @@ class Engine:
         logprobs: list[list[TokenLogprob]] = [[] for _ in range(b)]
         finish = [""] * b
         texts = [""] * b
+        streams = [TextStream(sampling.stop) for _ in range(b)] if on_token else []
+        chosen_now: list[int] = []  # rows that got a token this step (only with on_token)
+
+        def report() -> None:
+            """Send this step's tokens to ``on_token``; a False answer stops that row."""
+            assert on_token is not None
+            for r in chosen_now:
+                done = finish[r] in ("stop_seq", "max_tokens")
+                text = streams[r].piece(self._decode(tokens[r]), done)
+                event = TokenEvent(
+                    index=batch[r][0],
+                    token_id=tokens[r][-1],
+                    text=text,
+                    logprob=logprobs[r][-1] if sampling.logprobs else None,
+                    projections=state.token_projections(r) if capture.per_token else None,
+                )
+                if not on_token(event) and not finish[r]:
+                    finish[r] = "cancelled"
+            chosen_now.clear()
+
         with (
             lm.weights.lock,
             self.adapter_context(),
@@ -207,6 +240,8 @@ class Engine:
                         finish[r] = "stop"
                         continue
                     tokens[r].append(tid)
+                    if on_token:
+                        chosen_now.append(r)
                     if sampling.logprobs:
                         top = sampling.top_logprobs
                         logprobs[r].append(token_logprob(lm.tokenizer, logits[r], tid, top))
@@ -220,6 +255,8 @@ class Engine:
                         feed[r] = True
                         feed_ids[r, 0] = tid
                 if not feed.any():
+                    if on_token:
+                        report()
                     break
                 attn = torch.cat([attn, feed.long().unsqueeze(1)], dim=1)
                 state.current = Pass(
@@ -237,14 +274,15 @@ class Engine:
                 )
                 logits = out.logits[:, -1, :]
                 next_pos = next_pos + 1
+                if on_token:
+                    report()
                 if all(finish):
                     break
         results = []
         for r in range(b):
             text = self._decode(tokens[r])
             if finish[r] == "stop_seq":
-                cut = min(text.find(s) for s in sampling.stop if s in text)
-                text = text[:cut]
+                text = cut_at_stop(text, sampling.stop)
             results.append(
                 Result(
                     text=text,

@@ -5,7 +5,10 @@ The one definition of this convention (docs/architecture.md, "Where each convent
 * ``all``: every non-padding token, prompt and response;
 * ``prompt``: prompt tokens only;
 * ``response``: the **last prompt token** (whose output predicts the first response token) plus
-  every response token, as in the paper's reference code, so coefficients transfer.
+  every response token, as in the paper's reference code, so coefficients transfer;
+* ``prompt_last``: the last prompt token only. It changes the first response token's
+  distribution directly and later tokens only through attention to it (its keys and values);
+  in generation it is exactly ``response`` restricted to the prompt's forward pass.
 
 Padding is never steered.
 """
@@ -16,7 +19,7 @@ from typing import Literal, get_args
 
 import torch
 
-Position = Literal["all", "prompt", "response"]
+Position = Literal["all", "prompt", "response", "prompt_last"]
 POSITIONS: tuple[Position, ...] = get_args(Position)
 
 
@@ -29,4 +32,6 @@ def position_mask(
         return prompt | response
     if position == "prompt":
         return prompt
+    if position == "prompt_last":
+        return last
     return response | last

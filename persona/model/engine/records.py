@@ -4,7 +4,7 @@ and what it returns (results, token log-probabilities, projections)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -116,9 +116,33 @@ class Result:
     text: str
     token_ids: list[int]
     prompt_tokens: int
-    finish_reason: str  # "stop" (end of turn), "max_tokens", "stop_seq", "scored"
+    finish_reason: str  # "stop" (end of turn), "max_tokens", "stop_seq", "scored", "cancelled"
     logprobs: list[TokenLogprob] | None = None
     means: dict[str, torch.Tensor] | None = None  # kind -> [len(means_layers), d] float32 (cpu)
     means_layers: tuple[int, ...] = ()
     projections: dict[str, dict[int, ProjStats]] = field(default_factory=dict)
     response_logprob: float | None = None  # score(): sum of response-token log-probabilities
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """One generated token of one request, reported while its batch is still generating.
+
+    ``index`` is the request's position in the list given to ``Engine.generate``. ``text`` is
+    the reply text this token makes final: the texts of a request's events, concatenated, are
+    always a prefix of its ``Result.text`` (text that a stop sequence may still cut, or an
+    incomplete multi-byte character, is held back; the caller sends the rest of ``Result.text``
+    at the end). ``projections`` (probe name -> layer -> value) are this token's per-token
+    projections on the unsteered stream, when the capture asks for ``per_token``.
+    """
+
+    index: int
+    token_id: int
+    text: str
+    logprob: TokenLogprob | None = None
+    projections: dict[str, dict[int, float]] | None = None
+
+
+#: Called for every generated token; returning False stops that request's generation at this
+#: token (finish reason ``"cancelled"``), as an end-of-turn token would.
+OnToken = Callable[[TokenEvent], bool]

@@ -77,6 +77,7 @@ class BatchState:
         self.stop_after = stop_after
         self.current: Pass | None = None
         device, n_layers = lm.device, lm.num_layers
+        self.device = torch.device(device)
         dtype = next(lm.model.parameters()).dtype
         self.b = len(requests)
         self.norm = final_norm(lm.model)
@@ -157,10 +158,13 @@ class BatchState:
             seen = hidden
             if layer == self.n_layers and self.norm is not None:
                 seen = self.norm(hidden)  # HF hidden_states[N] carries the final norm
-            self._capture(layer, seen.float(), p)
+            self._capture(layer, seen.float().to(self.device), p)
         out = None
         if layer in self.adds:
-            out = self._steer(layer, hidden, p)
+            if hidden.device == self.device:
+                out = self._steer(layer, hidden, p)
+            else:  # a block on another device (device_map="auto"): steer where the masks are
+                out = self._steer(layer, hidden.to(self.device), p).to(hidden.device)
         if self.stop_after is not None and layer >= self.stop_after:
             raise StopForward
         return out
@@ -218,6 +222,16 @@ class BatchState:
                     n_response=n_r,
                     per_token=[float(x) for x in tokens[:, j]] if tokens is not None else None,
                 )
+        return out
+
+    def token_projections(self, row: int) -> dict[str, dict[int, float]]:
+        """Projections of ``row``'s newest response token (the last forward pass's last column)
+        onto each probe at each layer: the per-token values streamed while generating."""
+        out: dict[str, dict[int, float]] = {}
+        for layer, proj, mask in self.per_token[-len(self.probe_units) :]:
+            if bool(mask[row, -1]):
+                for j, name in enumerate(self.probe_names[layer]):
+                    out.setdefault(name, {})[layer] = float(proj[row, -1, j])
         return out
 
     def _per_token(self, layer: int, row: int) -> torch.Tensor:
