@@ -71,16 +71,53 @@ def test_rollouts_of_one_prompt_make_one_point():
     assert len(pts[("evil", "persona/m", "monitor")]) == 24
 
 
-def test_within_condition_r_is_the_mean_r_inside_conditions():
+def test_within_condition_r_is_the_fisher_z_mean_r_inside_conditions():
     df = frame(n_q=8)
     (row,) = monitoring_table(df, ["evil"], n_boot=N_BOOT, seed=0)[0].itertuples()
     means = per_point(df).reset_index()
     rs = [
         np.corrcoef(g["proj_prompt_last"], g["trait"])[0, 1] for _, g in means.groupby("condition")
     ]
-    assert row.within_condition_r == pytest.approx(float(np.mean(rs)), abs=1e-12)
+    fisher = float(np.tanh(np.mean(np.arctanh(rs))))
+    assert row.within_condition_r == pytest.approx(fisher, abs=1e-12)
+    assert fisher != pytest.approx(float(np.mean(rs)), abs=1e-6)
     assert row.within_ci_lo <= row.within_condition_r <= row.within_ci_hi
     assert (row.paper_r, row.paper_within_r) == (0.747, 0.511)
+
+
+def test_conditions_with_behaviour_sd_below_the_floor_leave_the_within_r():
+    df = frame(n_q=8, grades=3)
+    flat = df["condition"] == "grade 2"
+    df.loc[flat, "trait"] = 40.0 + 0.1 * df.loc[flat, "proj_prompt_last"]  # SD < 1 point
+    (row,) = monitoring_table(df, ["evil"], n_boot=N_BOOT, seed=0)[0].itertuples()
+    means = per_point(df).reset_index()
+    assert means.groupby("condition")["trait"].std().loc["grade 2"] < 1.0
+    rs = [
+        np.corrcoef(g["proj_prompt_last"], g["trait"])[0, 1]
+        for c, g in means.groupby("condition")
+        if c != "grade 2"
+    ]
+    assert row.within_conditions == 2 and row.n_conditions == 3 and row.sd_floor == 1.0
+    assert row.within_condition_r == pytest.approx(float(np.tanh(np.mean(np.arctanh(rs)))))
+
+
+def test_split_half_reliability_of_the_behaviour_points():
+    df = frame(n_q=8, rollouts=4)
+    (row,) = monitoring_table(df, ["evil"], n_boot=0, seed=0)[0].itertuples()
+    halves = (
+        df.assign(half=df["rollout"] % 2)
+        .groupby(["condition", "question_id", "half"])["trait"]
+        .mean()
+        .unstack("half")
+    )
+    r = np.corrcoef(halves[0], halves[1])[0, 1]
+    assert row.split_half_r == pytest.approx(2 * r / (1 + r), abs=1e-12)
+    per = [np.corrcoef(g[0], g[1])[0, 1] for _, g in halves.groupby("condition")]
+    z = float(np.tanh(np.mean(np.arctanh(per))))
+    assert row.split_half_within_r == pytest.approx(2 * z / (1 + z), abs=1e-12)
+    one = frame(n_q=8, rollouts=1)
+    (row,) = monitoring_table(one, ["evil"], n_boot=0, seed=0)[0].itertuples()
+    assert np.isnan(row.split_half_r) and np.isnan(row.split_half_within_r)
 
 
 def test_steered_rows_never_count():
@@ -141,3 +178,5 @@ def test_report_shows_monitoring_tables_and_plots(tmp_path):
     assert {e["family"] for e in summary} == {"system prompt", "many-shot"}
     md = files["report.md"].read_text()
     assert "within-condition r [CI]" in md and "0.747 / 0.511" in md
+    assert "split-half reliability (overall / within)" in md and "8 of 8" in md
+    assert {"split_half_r", "within_conditions", "sd_floor"} <= set(summary[0])

@@ -9,7 +9,12 @@ Rules (docs/reports.md):
   prompts, never rollouts;
 * the overall Pearson r is computed per family of conditions (graded system prompts, many-shot
   prompts, or another task's conditions) with a bootstrap CI that resamples **questions**, and
-  the within-condition r is the mean of the per-condition r across questions, with the same CI.
+  the within-condition r is the Fisher-z mean of the per-condition r across questions, with the
+  same CI; conditions whose behaviour SD across questions is below :data:`SD_FLOOR` are left out
+  of it (an r there measures noise around a constant, as the paper leaves them out);
+* split-half reliability of the behaviour points: even vs odd rollouts of each point, r across
+  points (overall and Fisher-z mean within conditions), Spearman-Brown corrected. It bounds how
+  high any r with the behaviour can come out.
 
 Behaviour is the 0-100 LLM judge when a judge other than the subject scored the rows, else the
 likelihood judge (``likelihood``), else the self-judged score (named as such).
@@ -45,6 +50,12 @@ PAPER_R = {  # paper Table 2: overall / within-condition r
     ("hallucinating", "many-shot"): (0.634, 0.400),
 }
 
+SD_FLOOR = {SCORE_UNIT: 1.0, LIKELIHOOD_UNIT: 0.005}
+"""A condition enters the within-condition r only if its behaviour points' SD across questions
+reaches this: 1 judge point, or 0.005 nats/token (about 1/30 of the gap between the hand-written
+evil and plain replies, docs/judges.md). Fixed before the monitoring study was run."""
+_R_MAX = 0.999999  # Fisher z of |r| = 1 is infinite
+
 MONITORING_COLUMNS = [
     "trait",
     "checkpoint",
@@ -62,6 +73,10 @@ MONITORING_COLUMNS = [
     "within_condition_r",
     "within_ci_lo",
     "within_ci_hi",
+    "within_conditions",
+    "sd_floor",
+    "split_half_r",
+    "split_half_within_r",
     "paper_r",
     "paper_within_r",
     "judge",
@@ -120,7 +135,8 @@ def _family(rows: pd.DataFrame) -> pd.Series:
 
 def points(rows: pd.DataFrame, measure: Measure) -> pd.DataFrame:
     """One point per (family, condition, question): mean projection and behaviour over its
-    rollouts, and how many rollouts it holds."""
+    rollouts, how many rollouts it holds, and the behaviour means of its even and odd rollouts
+    (split halves; NaN without a ``rollout`` column or with one rollout)."""
     df = pd.DataFrame(
         {
             "family": _family(rows),
@@ -131,15 +147,22 @@ def points(rows: pd.DataFrame, measure: Measure) -> pd.DataFrame:
             "question_id": rows["question_id"].astype(str),
             "proj": rows["proj_prompt_last"].astype(float),
             "behaviour": rows[measure.column].astype(float),
+            "rollout": pd.to_numeric(rows["rollout"], errors="coerce")
+            if "rollout" in rows.columns
+            else np.nan,
         }
     )
     df = df[df["proj"].notna() & df["behaviour"].notna()]
+    df["even"] = df["behaviour"].where(df["rollout"] % 2 == 0)
+    df["odd"] = df["behaviour"].where(df["rollout"] % 2 == 1)
     keys = ["family", "condition", "question_id"]
     out = df.groupby(keys, sort=True, dropna=False).agg(
         level=("level", "first"),
         proj=("proj", "mean"),
         behaviour=("behaviour", "mean"),
         rollouts=("proj", "size"),
+        half_even=("even", "mean"),
+        half_odd=("odd", "mean"),
     )
     return out.reset_index()
 
@@ -161,23 +184,54 @@ def _r_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.clip(r, -1.0, 1.0)
 
 
-def _within(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Mean over conditions (axis 0) of the r across questions; x, y: [C, B, Q]."""
-    per = np.stack([_r_rows(x[c], y[c]) for c in range(x.shape[0])])
+def fisher_mean(rs: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Fisher-z mean of correlations along ``axis``: tanh of the mean atanh(r), NaNs skipped."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # conditions without an r
-        return np.nanmean(per, axis=0)
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
+        return np.tanh(np.nanmean(np.arctanh(np.clip(rs, -_R_MAX, _R_MAX)), axis=axis))
 
 
-def family_stats(pts: pd.DataFrame, *, n_boot: int, seed: int) -> dict[str, object]:
-    """Overall and within-condition r of one family's points with question-bootstrap CIs."""
+def _within(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Fisher-z mean over conditions (axis 0) of the r across questions; x, y: [C, B, Q]."""
+    return fisher_mean(np.stack([_r_rows(x[c], y[c]) for c in range(x.shape[0])]))
+
+
+def spearman_brown(r: float) -> float | None:
+    """Reliability of the mean of both halves from the r between them (None when r is NaN)."""
+    return float(2 * r / (1 + r)) if np.isfinite(r) and r > -1 else None
+
+
+def _split_half(pts: pd.DataFrame, kept: list[str]) -> tuple[float | None, float | None]:
+    """Split-half reliability of the behaviour points, overall and within the kept conditions."""
+    halves = pts[pts["half_even"].notna() & pts["half_odd"].notna()]
+    if halves.empty:
+        return None, None
+    overall = _r_rows(halves["half_even"].to_numpy()[None], halves["half_odd"].to_numpy()[None])
+    per = [
+        _r_rows(g["half_even"].to_numpy()[None], g["half_odd"].to_numpy()[None])[0]
+        for c, g in halves.groupby("condition")
+        if c in kept
+    ]
+    within = float(fisher_mean(np.array(per))) if per else np.nan
+    return spearman_brown(float(overall[0])), spearman_brown(within)
+
+
+def family_stats(
+    pts: pd.DataFrame, *, n_boot: int, seed: int, sd_floor: float = 0.0
+) -> dict[str, object]:
+    """Overall and within-condition r of one family's points with question-bootstrap CIs; the
+    within-condition r leaves out conditions whose behaviour SD is below ``sd_floor``."""
     x_mat = pts.pivot(index="condition", columns="question_id", values="proj")
     y_mat = pts.pivot(index="condition", columns="question_id", values="behaviour")
     x, y = x_mat.to_numpy(float), y_mat.to_numpy(float)
     n_q = x.shape[1]
     c = stats.correlation(pts["proj"], pts["behaviour"], n_boot=0)
+    sd = y_mat.std(axis=1, ddof=1)
+    keep = (sd >= sd_floor).to_numpy()
+    kept = [str(k) for k in y_mat.index[keep]]
     ident = np.arange(n_q)[None, :]
-    within = float(_within(x[:, ident], y[:, ident])[0])
+    within = float(_within(x[keep][:, ident], y[keep][:, ident])[0]) if keep.any() else np.nan
+    split, split_within = _split_half(pts, kept)
     rec: dict[str, object] = {
         "n": len(pts),
         "n_questions": n_q,
@@ -186,6 +240,10 @@ def family_stats(pts: pd.DataFrame, *, n_boot: int, seed: int) -> dict[str, obje
         "pearson_r": c.r,
         "pearson_p": c.p,
         "within_condition_r": within if np.isfinite(within) else None,
+        "within_conditions": int(keep.sum()),
+        "sd_floor": sd_floor,
+        "split_half_r": split,
+        "split_half_within_r": split_within,
         "note": c.reason,
     }
     if c.r is not None and n_boot > 0 and n_q >= 2:
@@ -194,7 +252,8 @@ def family_stats(pts: pd.DataFrame, *, n_boot: int, seed: int) -> dict[str, obje
         overall = _r_rows(
             xb.transpose(1, 0, 2).reshape(n_boot, -1), yb.transpose(1, 0, 2).reshape(n_boot, -1)
         )
-        for key, boots in (("pearson", overall), ("within", _within(xb, yb))):
+        within_boots = _within(xb[keep], yb[keep]) if keep.any() else np.full(n_boot, np.nan)
+        for key, boots in (("pearson", overall), ("within", within_boots)):
             ci = stats._ci(boots, stats.DEFAULT_LEVEL)
             rec[f"{key}_ci_lo"], rec[f"{key}_ci_hi"] = ci if ci else (None, None)
     return rec
@@ -223,7 +282,8 @@ def monitoring_table(
                 kept.append(fp)
                 paper = PAPER_R.get((trait, str(family)), (None, None))
                 rec = {"trait": trait, "checkpoint": ck, "task": task, "family": family}
-                rec |= family_stats(fp, n_boot=n_boot, seed=seed)
+                floor = SD_FLOOR.get(measure.unit, 0.0)
+                rec |= family_stats(fp, n_boot=n_boot, seed=seed, sd_floor=floor)
                 rec |= {"measure": measure.label, "paper_r": paper[0], "paper_within_r": paper[1]}
                 rec["judge"] = judge_of(g)[0] if measure.column == "trait" else None
                 records.append(rec)

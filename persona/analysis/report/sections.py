@@ -193,8 +193,11 @@ def _monitoring_section(rep: Report, images: dict[str, bytes]) -> Section:
         "3. Monitoring",
         "Does the last prompt token's projection predict the trait of the reply? Unsteered rows "
         "only; rollouts are averaged into one point per (condition, question), so n counts "
-        "prompts. Overall r per family of conditions, within-condition r = mean r inside single "
-        "conditions; brackets are 95% CIs that resample questions. The paper (Table 2) reports "
+        "prompts. Overall r per family of conditions, within-condition r = Fisher-z mean r inside "
+        "single conditions, leaving out conditions whose behaviour SD across questions is below "
+        "a floor (1 judge point, 0.005 nats/token); brackets are 95% CIs that resample questions. "
+        "Split-half reliability: even vs odd rollouts of each point, Spearman-Brown corrected "
+        "(the ceiling of any r with this behaviour measure). The paper (Table 2) reports "
         "overall r 0.63-0.83 and within-condition r 0.25-0.81 (docs/monitoring.md).",
     )
     m = rep.monitoring
@@ -215,6 +218,14 @@ def _monitoring_section(rep: Report, images: dict[str, bytes]) -> Section:
             "overall r [CI]": corr_column(m, "pearson"),
             "p": m["pearson_p"].map(pval),
             "within-condition r [CI]": corr_column(m, "within", "within_condition_r"),
+            "conditions in within r": [
+                f"{num(a, 0)} of {num(b, 0)}"
+                for a, b in zip(m["within_conditions"], m["n_conditions"], strict=True)
+            ],
+            "split-half reliability (overall / within)": [
+                f"{num(a, 2)} / {num(b, 2)}"
+                for a, b in zip(m["split_half_r"], m["split_half_within_r"], strict=True)
+            ],
             "paper r / within": [
                 NA if _f(a) is None else f"{a:.3f} / {b:.3f}"
                 for a, b in zip(m["paper_r"], m["paper_within_r"], strict=True)

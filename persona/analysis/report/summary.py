@@ -110,6 +110,10 @@ def summary_dict(rep: Report) -> dict[str, Any]:
                 "pearson_ci": _ci(r, "pearson"),
                 "within_condition_r": _v(r["within_condition_r"]),
                 "within_ci": _ci(r, "within"),
+                "within_conditions": _int(r["within_conditions"]),
+                "sd_floor": _v(r["sd_floor"]),
+                "split_half_r": _v(r["split_half_r"]),
+                "split_half_within_r": _v(r["split_half_within_r"]),
                 "paper_r": _v(r["paper_r"]),
                 "paper_within_r": _v(r["paper_within_r"]),
             }
