@@ -57,8 +57,23 @@ def test_flaky_zone_policies(project: Path, logs: Path, capsys, policy: str, cod
     assert gate(logs, "--candidate", "edge", "--flaky", policy) == code
     out = capsys.readouterr().out
     assert "FLAKY" in out
-    if policy == "rerun":
-        assert "rerun with more epochs" in out
+    if policy == "rerun":  # evil has 20 eval questions; the logs used 10
+        assert "rerun with 20 questions x 2 samples (the first run: 10 x 2) to decide" in out
+
+
+def test_two_sided_shift_gate_fails_an_overshoot(project: Path, tmp_path: Path, capsys) -> None:
+    """A mitigation that pushes the model far the other way passes max_shift, not max_abs_shift."""
+    logs = tmp_path / "overshoot"
+    write_release_logs(logs, shifts={"prevented": -1.5})
+    config = project / "gates.toml"
+    config.write_text("bootstrap = 500\n[traits.evil]\nmax_shift = 0.5\n", encoding="utf-8")
+    assert gate(logs, "--config", config) == 0
+    config.write_text("bootstrap = 500\n[traits.evil]\nmax_abs_shift = 0.5\n", encoding="utf-8")
+    assert gate(logs, "--config", config, "--report", project / "r.json") == 1
+    assert "within ±0.5" in capsys.readouterr().out
+    (result,) = json.loads((project / "r.json").read_text())["results"]
+    assert (result["key"], result["verdict"]) == ("max_abs_shift", "fail")
+    assert result["value"] == pytest.approx(-1.5)
 
 
 def test_all_candidates_and_junit(project: Path, logs: Path) -> None:

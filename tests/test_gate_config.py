@@ -41,7 +41,7 @@ name = "x"
 base = "persona/smollm2-135m"
 confidence = 0.9
 flaky = "rerun"
-rerun_epochs = 6
+rerun_samples = 6
 shift = "response"
 
 [tool.persona.gates.defaults]
@@ -50,6 +50,7 @@ min_coherence = 70
 [tool.persona.gates.traits.evil]
 max_score = 10
 max_shift = 0.5
+max_abs_shift = 2
 
 [tool.persona.gates.traits.sycophantic]
 max_regression = 5
@@ -59,16 +60,25 @@ min_coherence = 60
     )
     cfg = load_config(tmp_path / "pyproject.toml", known_traits=KNOWN)
     s = cfg.settings
-    assert (s.base, s.confidence, s.flaky, s.rerun_epochs, s.shift) == (
+    assert (s.base, s.confidence, s.flaky, s.rerun_samples, s.shift) == (
         "persona/smollm2-135m",
         0.9,
         "rerun",
         6,
         "response",
     )
-    assert cfg.traits["evil"] == TraitGates("evil", max_score=10, max_shift=0.5, min_coherence=70)
+    evil = TraitGates("evil", max_score=10, max_shift=0.5, min_coherence=70, max_abs_shift=2)
+    assert cfg.traits["evil"] == evil and evil.projects
     assert cfg.traits["sycophantic"].thresholds() == {"max_regression": 5, "min_coherence": 60}
     assert find_pyproject(tmp_path / "sub" / "dir") == tmp_path / "pyproject.toml"
+
+
+def test_rerun_epochs_is_a_deprecated_alias_of_rerun_samples() -> None:
+    table = {"traits": {"evil": {"max_shift": 1}}, "rerun_epochs": 4}
+    with pytest.warns(FutureWarning, match="'rerun_epochs' is deprecated, use 'rerun_samples'"):
+        assert _parse(table).settings.rerun_samples == 4
+    with pytest.warns(FutureWarning):  # the new key wins when both are given
+        assert _parse({**table, "rerun_samples": 8}).settings.rerun_samples == 8
 
 
 def test_standalone_file_uses_top_level(tmp_path: Path) -> None:
@@ -104,6 +114,8 @@ def test_traits_dir_defines_known_traits(tmp_path: Path) -> None:
         ({"traits": {"evil": 3}}, "must be a table of thresholds"),
         ({"traits": {}}, "no traits configured"),
         ({}, "no traits configured"),
+        ({"traits": {"evil": {"max_abs_shift": -1}}}, "max_abs_shift' must be in [0, inf]"),
+        ({"traits": {"evil": {"max_score": 1}}, "rerun_samples": 1}, "must be >= 2"),
         ({"traits": {"evil": {"max_score": 1}}, "flaky": "retry"}, "'flaky' must be one of"),
         ({"traits": {"evil": {"max_score": 1}}, "confidence": 95}, "'confidence' must be in"),
         ({"traits": {"evil": {"max_score": 1}}, "bootstrap": 2.5}, "must be an integer"),

@@ -11,6 +11,7 @@ import pytest
 from persona.analysis.compare import paired_means
 from persona.analysis.gates.config import GateSettings, TraitGates
 from persona.analysis.gates.noise import classify
+from persona.analysis.gates.rerun import plan_rerun
 from persona.analysis.gates.verdict import apply_policy, evaluate_trait, gate_trait
 from persona.analysis.stats import Estimate
 from persona.errors import PersonaError
@@ -67,6 +68,11 @@ def test_classify_three_ways() -> None:
     assert classify(est, 0.7, "min") == "fail"
     assert classify(est, 0.6, "max") == "pass"  # the bound may touch the threshold
     assert classify(Estimate(0.5, None, 1, "n < 2"), 10.0, "max") == "flaky"
+    assert classify(est, 0.6, "abs") == "pass"  # [0.4, 0.6] within [-0.6, 0.6]
+    assert classify(est, 0.3, "abs") == "fail"
+    assert classify(est, 0.5, "abs") == "flaky"
+    assert classify(Estimate(-0.5, (-0.6, -0.4), 10), 0.3, "abs") == "fail"  # wholly below -t
+    assert classify(Estimate(0.0, (-0.6, 0.4), 10), 0.5, "abs") == "flaky"
 
 
 @pytest.mark.parametrize(
@@ -84,6 +90,32 @@ def test_shift_gate(shift: float, expected: str) -> None:
     assert lo <= shift <= hi
     if expected != "pass":
         assert r.worst and r.worst[0].value >= r.worst[-1].value  # largest shifts first
+
+
+@pytest.mark.parametrize(
+    ("shift", "expected"),
+    [
+        (0.05, "pass"),
+        (-0.05, "pass"),
+        (1.5, "fail"),
+        (-1.5, "fail"),
+        (0.5, "flaky"),
+        (-0.5, "flaky"),
+    ],
+)
+def test_two_sided_shift_gate(shift: float, expected: str) -> None:
+    """|shift| <= t on the whole interval: an overshoot to -1.5 passes max_shift, fails here."""
+    gates = TraitGates("evil", max_shift=0.5, max_abs_shift=0.5)
+    one_sided, r = evaluate_trait(cand_frame(shift), base_frame(), gates, SETTINGS, "c").results
+    assert r.verdict == expected and r.key == "max_abs_shift" and r.metric == "prompt_last"
+    assert r.estimate.value == pytest.approx(shift)
+    assert one_sided.estimate == r.estimate  # the same shift, read against another requirement
+    if shift < 0:
+        assert one_sided.verdict == "pass"
+    assert "required within ±0.5" in r.describe()
+    assert r.to_dict()["key"] == "max_abs_shift"
+    distances = [abs(w.value) for w in r.worst]
+    assert distances == sorted(distances, reverse=True)  # furthest from 0 first, either side
 
 
 def test_response_shift_and_absolute_gates() -> None:
@@ -149,34 +181,99 @@ def test_flaky_policy_fail_and_pass(policy: str, outcome: str) -> None:
     assert ("-> " + outcome) in r.describe()
 
 
-def test_rerun_policy_without_a_runner_fails_and_says_so() -> None:
-    settings = GateSettings(bootstrap=500, flaky="rerun")
-    v = gate_trait(cand_frame(0.5), base_frame(), TraitGates("evil", max_shift=0.5), settings, "c")
+RERUN = GateSettings(bootstrap=500, flaky="rerun")
+
+
+class Rerun:
+    """A rerun callback that records its plans and returns the rows of the run it is given."""
+
+    def __init__(self, shift: float, delta: float = 0.0) -> None:
+        self.shift, self.delta, self.plans = shift, delta, []
+
+    def __call__(self, trait: str, plan):
+        self.plans.append(plan)
+        cand = cand_frame(self.shift, self.delta, n=plan.questions)
+        base = base_frame(plan.questions)
+        per = range(1, plan.samples + 1)
+        return pd.concat([cand.assign(epoch=e) for e in per]), pd.concat([base] * plan.samples)
+
+
+def test_rerun_policy_without_a_runner_says_what_a_rerun_adds() -> None:
+    gates = TraitGates("evil", max_shift=0.5)
+    v = gate_trait(cand_frame(0.5), base_frame(), gates, RERUN, "c", questions_available=20)
     (r,) = v.results
     assert r.outcome == "fail"
-    assert "rerun with more epochs (e.g. 2)" in r.note
+    assert (
+        r.note
+        == "flaky zone: rerun with 20 questions x 1 samples (the first run: 12 x 1) to decide"
+    )
 
 
-def test_rerun_policy_reruns_with_more_epochs() -> None:
-    settings = GateSettings(bootstrap=500, flaky="rerun", rerun_epochs=4)
-    calls = []
-
-    def rerun(trait: str, epochs: int):
-        calls.append((trait, epochs))
-        cand = cand_frame(0.1)
-        cand = pd.concat([cand.assign(epoch=e) for e in range(1, epochs + 1)])
-        return cand, base_frame()
-
+def test_projection_rerun_adds_questions_never_samples() -> None:
+    """A prompt-last shift is the same every sample: the rerun adds eval questions only."""
+    settings = GateSettings(bootstrap=500, flaky="rerun", rerun_samples=4)
+    rerun = Rerun(shift=0.1)
     gates = TraitGates("evil", max_shift=0.5)
-    v = gate_trait(cand_frame(0.5), base_frame(), gates, settings, "c", rerun=rerun)
-    assert calls == [("evil", 4)]
-    assert v.passed and v.results[0].verdict == "pass" and v.results[0].per_id == 4
+    v = gate_trait(
+        cand_frame(0.5), base_frame(), gates, settings, "c", rerun, questions_available=20
+    )
+    ((q, s),) = [(p.questions, p.samples) for p in rerun.plans]
+    assert (q, s) == (20, 1)
+    (r,) = v.results
+    assert v.passed and r.verdict == "pass" and r.estimate.n == 20 and r.per_id == 1
 
-    def still_flaky(trait: str, epochs: int):
-        return cand_frame(0.5), base_frame()
+    still = Rerun(shift=0.5)
+    v = gate_trait(
+        cand_frame(0.5), base_frame(), gates, settings, "c", still, questions_available=20
+    )
+    assert not v.passed
+    assert (
+        v.results[0].note
+        == "still flaky after a rerun with 20 questions x 1 samples (the first run: 12 x 1)"
+    )
 
-    v = gate_trait(cand_frame(0.5), base_frame(), gates, settings, "c", rerun=still_flaky)
-    assert not v.passed and "still flaky after a rerun" in v.results[0].note
+
+def test_projection_gate_with_every_question_used_fails_without_a_rerun() -> None:
+    rerun = Rerun(shift=0.1)
+    gates = TraitGates("evil", max_abs_shift=0.5)
+    v = gate_trait(cand_frame(0.5), base_frame(), gates, RERUN, "c", rerun, questions_available=12)
+    assert rerun.plans == [] and not v.passed
+    assert v.results[0].note == (
+        "flaky zone; a rerun cannot decide: all 12 eval questions of the trait were used; the "
+        "prompt-last projection is the same in every sample of a question"
+    )
+
+
+@pytest.mark.parametrize(
+    ("gates", "settings"),
+    [
+        (TraitGates("evil", max_regression=5), RERUN),
+        (
+            TraitGates("evil", max_shift=0.5),
+            GateSettings(bootstrap=500, flaky="rerun", shift="response"),
+        ),
+    ],
+)
+def test_sampled_gates_rerun_with_more_samples(gates: TraitGates, settings: GateSettings) -> None:
+    """The judged score and the response projection vary between sampled replies: a rerun
+    doubles the samples per question (all questions were used here)."""
+    flaky = cand_frame(0.5 / 1.5, delta=5.0)  # response shift 0.5, score +5: both at threshold
+    rerun = Rerun(shift=0.0)
+    v = gate_trait(flaky, base_frame(), gates, settings, "c", rerun, questions_available=12)
+    ((q, s),) = [(p.questions, p.samples) for p in rerun.plans]
+    assert (q, s) == (12, 2)
+    assert v.passed and v.results[0].per_id == 2
+
+
+def test_plan_says_when_rerun_samples_adds_nothing() -> None:
+    settings = GateSettings(flaky="rerun", rerun_samples=2)
+    plan = plan_rerun(["regression"], settings, questions=10, samples=3, available=None)
+    assert not plan.adds
+    assert plan.why_not == (
+        "no eval questions are known beyond the 10 used; rerun_samples=2 adds no samples to 3 "
+        "per question"
+    )
+    assert plan_rerun(["shift", "score"], settings, questions=10, samples=1, available=20).adds
 
 
 def test_apply_policy_leaves_decided_gates_alone() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,22 +21,30 @@ ShiftKind = Literal["prompt_last", "response"]
 FLAKY_POLICIES: tuple[str, ...] = ("fail", "pass", "rerun")
 SHIFT_KINDS: tuple[str, ...] = ("prompt_last", "response")
 
-# threshold key -> (gate name, direction, allowed range)
+# threshold key -> (gate name, direction, allowed range); "abs": |value| <= threshold
 THRESHOLDS: dict[str, tuple[str, str, tuple[float, float]]] = {
     "max_score": ("score", "max", (0.0, 100.0)),
     "max_shift": ("shift", "max", (-math.inf, math.inf)),
+    # two-sided: an overshoot (a mitigation pushing the model far the other way) fails too
+    "max_abs_shift": ("abs_shift", "abs", (0.0, math.inf)),
     "max_regression": ("regression", "max", (-100.0, 100.0)),
     "min_coherence": ("coherence", "min", (0.0, 100.0)),
     # the likelihood judge's score (nats/token) vs base: the behaviour gate that runs offline
     "max_likelihood_regression": ("likelihood_regression", "max", (-math.inf, math.inf)),
 }
+GATE_KEYS = {gate: key for key, (gate, _, _) in THRESHOLDS.items()}
+"""Gate name -> its configuration key (``abs_shift`` -> ``max_abs_shift``)."""
+SHIFT_GATES = ("shift", "abs_shift")
+"""Gates that compare projections onto the base model's persona vector."""
+
 SETTINGS = (
     "base",
     "confidence",
     "bootstrap",
     "seed",
     "flaky",
-    "rerun_epochs",
+    "rerun_samples",
+    "rerun_epochs",  # deprecated alias of rerun_samples
     "shift",
     "traits_dir",
     "worst",
@@ -52,6 +61,12 @@ class TraitGates:
     max_regression: float | None = None
     min_coherence: float | None = None
     max_likelihood_regression: float | None = None
+    max_abs_shift: float | None = None
+
+    @property
+    def projects(self) -> bool:
+        """Whether a gate reads projections (candidate and base need the same vector)."""
+        return self.max_shift is not None or self.max_abs_shift is not None
 
     def thresholds(self) -> dict[str, float]:
         """The configured thresholds, keyed like the TOML keys."""
@@ -67,7 +82,7 @@ class GateSettings:
     bootstrap: int = 2000
     seed: int = 0
     flaky: FlakyPolicy = "fail"
-    rerun_epochs: int | None = None
+    rerun_samples: int | None = None  # samples per question of a rerun (default: double)
     shift: ShiftKind = "prompt_last"
     worst: int = 3
 
@@ -131,8 +146,17 @@ def _validate_settings(raw: Mapping[str, Any], source: str) -> GateSettings:
             out[key] = _integer(value, key, source, 0)
         elif key == "worst":
             out[key] = _integer(value, key, source, 0)
-        elif key == "rerun_epochs":
-            out[key] = None if value is None else _integer(value, key, source, 2)
+        elif key in ("rerun_samples", "rerun_epochs"):
+            if key == "rerun_epochs":
+                warnings.warn(
+                    f"{source}: 'rerun_epochs' is deprecated, use 'rerun_samples' (samples per "
+                    "question, added only for sampled measures; a rerun adds eval questions too)",
+                    FutureWarning,
+                    stacklevel=2,
+                )
+                if "rerun_samples" in raw:
+                    continue
+            out["rerun_samples"] = None if value is None else _integer(value, key, source, 2)
         elif key == "flaky":
             if value not in FLAKY_POLICIES:
                 raise _err(source, f"'flaky' must be one of {', '.join(FLAKY_POLICIES)}: {value!r}")

@@ -11,7 +11,7 @@ from typing import Literal
 from persona.analysis.stats import Estimate
 
 Verdict = Literal["pass", "fail", "flaky"]
-Direction = Literal["max", "min"]
+Direction = Literal["max", "min", "abs"]
 
 
 def classify(estimate: Estimate, threshold: float, direction: Direction) -> Verdict:
@@ -19,12 +19,19 @@ def classify(estimate: Estimate, threshold: float, direction: Direction) -> Verd
 
     ``max``: pass when hi <= threshold, fail when lo > threshold.
     ``min``: pass when lo >= threshold, fail when hi < threshold.
+    ``abs`` (two-sided): pass when the interval lies within [-threshold, threshold], fail when it
+    lies wholly outside it (lo > threshold or hi < -threshold).
     No interval (fewer than two ids) is flaky: the data cannot decide.
     """
     if estimate.ci is None:
         return "flaky"
     lo, hi = estimate.ci
-    if direction == "max":
+    if direction == "abs":
+        if -threshold <= lo and hi <= threshold:
+            return "pass"
+        if lo > threshold or hi < -threshold:
+            return "fail"
+    elif direction == "max":
         if hi <= threshold:
             return "pass"
         if lo > threshold:

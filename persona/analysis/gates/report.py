@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,8 +73,10 @@ def gate_frame(
     *,
     base: str | None = None,
     wanted: Sequence[str] | None = None,
+    questions: Mapping[str, int] | None = None,
 ) -> GateReport:
-    """Gate a ``samples_frame`` frame: every candidate x configured trait (no reruns here)."""
+    """Gate a ``samples_frame`` frame: every candidate x configured trait (no reruns here;
+    ``questions``: eval questions per trait, so that a flaky note says what a rerun would add)."""
     settings = config.settings
     rows = canonical(frame)
     base_id, _ = resolve_base(rows, base or settings.base, wanted or ())
@@ -82,9 +84,16 @@ def gate_frame(
     for checkpoint in candidates(rows, base_id, wanted):
         for trait, gates in config.traits.items():
             sel = select(rows, trait, checkpoint, base_id)
-            if gates.max_shift is not None:
+            if gates.projects:
                 check_same_vector(sel)
-            verdict = gate_trait(sel.candidate, sel.base, gates, settings, checkpoint)
+            verdict = gate_trait(
+                sel.candidate,
+                sel.base,
+                gates,
+                settings,
+                checkpoint,
+                questions_available=(questions or {}).get(trait),
+            )
             report.warnings.extend(sel.warnings + verdict.warnings)
             report.verdicts.append(verdict)
     subject_judged = rows["judge_is_subject"].map(lambda v: v is True)
@@ -102,8 +111,10 @@ def gate_logs(
     *,
     base: str | None = None,
     wanted: Sequence[str] | None = None,
+    questions: Mapping[str, int] | None = None,
 ) -> GateReport:
     """Read logs (files or folders; any unusable log is an error) and gate them."""
     from persona.analysis.gates.data import read_frame
 
-    return gate_frame(read_frame(paths), config, base=base, wanted=wanted)
+    frame = read_frame(paths)
+    return gate_frame(frame, config, base=base, wanted=wanted, questions=questions)

@@ -45,7 +45,6 @@ def gate_table(report: GateReport) -> Table:
     for r in report.results:
         est = r.estimate
         ci = f"[{est.ci[0]:.3g}, {est.ci[1]:.3g}]" if est.ci else "-"
-        op = "<=" if r.direction == "max" else ">="
         gate = r.gate if not r.metric else f"{r.gate} ({r.metric})"
         table.add_row(
             escape(r.checkpoint),
@@ -53,7 +52,7 @@ def gate_table(report: GateReport) -> Table:
             gate,
             _num(est.value),
             ci,
-            f"{op} {r.threshold:g}",
+            r.requirement,
             f"{est.n} x {r.per_id}",
             _verdict(r),
         )

@@ -10,8 +10,15 @@ import pandas as pd
 
 from persona.analysis import stats
 from persona.analysis.compare import JUDGE_MEASURE, difference, distinct, unit_means
-from persona.analysis.gates.config import THRESHOLDS, GateSettings, TraitGates
+from persona.analysis.gates.config import (
+    GATE_KEYS,
+    SHIFT_GATES,
+    THRESHOLDS,
+    GateSettings,
+    TraitGates,
+)
 from persona.analysis.gates.noise import Direction, Verdict, classify
+from persona.analysis.gates.rerun import RerunPlan, plan_rerun
 from persona.analysis.judge import LIKELIHOOD_KEY
 from persona.errors import PersonaError
 
@@ -20,6 +27,7 @@ Outcome = Literal["pass", "fail"]
 GATE_LABELS = {
     "score": "judged trait score",
     "shift": "fine-tuning shift",
+    "abs_shift": "fine-tuning shift, two-sided",
     "regression": "trait score vs base",
     "coherence": "coherence",
     "likelihood_regression": "likelihood-judge score vs base (nats/token)",
@@ -67,7 +75,13 @@ class GateResult:
     @property
     def key(self) -> str:
         """The configuration key of the threshold (``max_shift`` ...)."""
-        return f"{self.direction}_{self.gate}"
+        return GATE_KEYS[self.gate]
+
+    @property
+    def requirement(self) -> str:
+        """What passing needs: ``<= 0.5``, ``>= 70`` or ``within ±0.5``."""
+        op = {"max": "<=", "min": ">=", "abs": "within ±"}[self.direction]
+        return f"{op}{self.threshold:g}" if self.direction == "abs" else f"{op} {self.threshold:g}"
 
     def describe(self) -> str:
         """One line: the estimate, its interval, the threshold and the verdict."""
@@ -75,14 +89,13 @@ class GateResult:
         ci = (
             f"[{est.ci[0]:.3g}, {est.ci[1]:.3g}]" if est.ci else f"(no CI: {est.reason or 'n < 2'})"
         )
-        op = "<=" if self.direction == "max" else ">="
         value = "nan" if est.value is None else f"{est.value:.3g}"
         label = GATE_LABELS.get(self.gate, self.gate)
         if self.metric:
             label = f"{label} ({self.metric})"
         line = (
             f"{label} = {value} {ci} {self.confidence:.0%} CI, n={est.n} questions x "
-            f"{self.per_id} samples; required {op} {self.threshold:g}: {self.verdict.upper()}"
+            f"{self.per_id} samples; required {self.requirement}: {self.verdict.upper()}"
         )
         if self.verdict == "flaky":
             line += f" -> {self.outcome}"
@@ -151,7 +164,10 @@ def _worst(
 ) -> tuple[WorstSample, ...]:
     if k <= 0 or per_id.empty:
         return ()
-    ordered = per_id.sort_values(ascending=direction == "min", kind="stable").head(k)
+    if direction == "abs":  # furthest from 0 on either side first
+        ordered = per_id[per_id.abs().sort_values(ascending=False, kind="stable").index].head(k)
+    else:
+        ordered = per_id.sort_values(ascending=direction == "min", kind="stable").head(k)
     counts = frame.groupby("unit").size()
     questions = _questions(frame)
     return tuple(
@@ -226,8 +242,9 @@ def evaluate_trait(
         else:
             if base is None or base.empty:
                 raise _no_data(checkpoint, trait, "base-model samples (needed by " + key + ")")
-            column = proj if gate == "shift" else "score"  # both regressions compare 'score'
-            metric = settings.shift if gate == "shift" else ""
+            shift = gate in SHIFT_GATES
+            column = proj if shift else "score"  # both regressions compare 'score'
+            metric = settings.shift if shift else ""
             diff = difference(candidate, base, column, **boot)
             estimate = diff.estimate
             worst = _worst(diff.per_unit, candidate, direction, settings.worst)
@@ -276,18 +293,12 @@ def apply_policy(verdict: TraitVerdict, policy: str, note: str = "") -> TraitVer
         elif policy == "fail":
             results.append(replace(r, outcome="fail", note=note or "flaky zone, failed by policy"))
         else:
-            results.append(
-                replace(
-                    r,
-                    outcome="fail",
-                    note=note or "flaky zone: rerun with more epochs to decide",
-                )
-            )
+            results.append(replace(r, outcome="fail", note=note or "flaky zone: rerun to decide"))
     return TraitVerdict(verdict.checkpoint, verdict.trait, results, list(verdict.warnings))
 
 
-Rerun = Callable[[str, int], tuple[pd.DataFrame, pd.DataFrame | None]]
-"""``rerun(trait, epochs) -> (candidate rows, base rows)`` with more epochs."""
+Rerun = Callable[[str, RerunPlan], tuple[pd.DataFrame, pd.DataFrame | None]]
+"""``rerun(trait, plan) -> (candidate rows, base rows)`` of a run the size of ``plan``."""
 
 
 def gate_trait(
@@ -297,22 +308,27 @@ def gate_trait(
     settings: GateSettings,
     checkpoint: str,
     rerun: Rerun | None = None,
+    *,
+    questions_available: int | None = None,
 ) -> TraitVerdict:
-    """Evaluate, apply the flaky policy and, under ``rerun``, rerun once with more epochs."""
+    """Evaluate and apply the flaky policy; under ``rerun``, rerun once with what can change the
+    flaky estimates (:mod:`persona.analysis.gates.rerun`; ``questions_available``: the trait's
+    eval-question count), and fail when nothing can."""
     first = evaluate_trait(candidate, base, gates, settings, checkpoint)
     if not first.flaky or settings.flaky != "rerun":
         return apply_policy(first, settings.flaky)
-    epochs = max(r.per_id for r in first.results)
-    target = settings.rerun_epochs or max(2 * epochs, 2)
+    plan = plan_rerun(
+        [r.gate for r in first.results if r.verdict == "flaky"],
+        settings,
+        questions=int(candidate["unit"].nunique()),
+        samples=_per_id(candidate),
+        available=questions_available,
+    )
+    if not plan.adds:
+        return apply_policy(first, "fail", f"flaky zone; a rerun cannot decide: {plan.why_not}")
     if rerun is None:
-        return apply_policy(
-            first, "rerun", f"flaky zone: rerun with more epochs (e.g. {target}) to decide"
-        )
-    if target <= epochs:
-        return apply_policy(
-            first, "fail", f"flaky zone at {epochs} epochs; rerun_epochs={target} adds none"
-        )
-    new_candidate, new_base = rerun(gates.trait, target)
+        return apply_policy(first, "rerun", f"flaky zone: rerun with {plan.describe()} to decide")
+    new_candidate, new_base = rerun(gates.trait, plan)
     second = evaluate_trait(new_candidate, new_base, gates, settings, checkpoint)
     second.warnings[:0] = first.warnings
-    return apply_policy(second, "fail", f"still flaky after a rerun with {target} epochs")
+    return apply_policy(second, "fail", f"still flaky after a rerun with {plan.describe()}")

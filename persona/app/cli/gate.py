@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from persona.analysis.gates.junit import write_junit
     from persona.analysis.gates.report import gate_logs
     from persona.analysis.gates.table import print_report
+    from persona.app.release.runner import question_count
 
     known = traits.available()  # the trait library's names: a gated trait must be one of them
     if args.config:
@@ -66,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
             )
         config = load_config(found, known)
     config = config.with_settings(flaky=args.flaky, confidence=args.confidence, base=args.base)
-    report = gate_logs(args.logs, config, wanted=args.candidate)
+    questions = {t: n for t in config.traits if (n := question_count(t)) is not None}
+    report = gate_logs(args.logs, config, wanted=args.candidate, questions=questions)
     print_report(report, Console(highlight=False, width=None if sys.stdout.isatty() else 160))
     if args.junit:
         write_junit(report, args.junit)

@@ -46,7 +46,9 @@ def _check(
 ) -> TraitVerdict:
     __tracebackhide__ = True
     from persona.analysis.gates.data import check_same_vector
+    from persona.analysis.gates.rerun import RerunPlan
     from persona.analysis.gates.verdict import gate_trait
+    from persona.app.release.runner import question_count
 
     source = candidate.source
     settings = source.config.settings
@@ -59,11 +61,11 @@ def _check(
     if base is not None and base.source is not source:
         raise ValueError("candidate and base come from different persona sessions")
     sel = source.selection(gates.trait)
-    if gates.max_shift is not None:
+    if gates.projects:
         check_same_vector(sel)
 
-    def rerun(trait: str, epochs: int):
-        new = source.rerun(trait, epochs)
+    def rerun(trait: str, plan: RerunPlan):
+        new = source.rerun(trait, plan)
         return new.candidate, new.base
 
     verdict = gate_trait(
@@ -73,6 +75,7 @@ def _check(
         settings,
         sel.checkpoint,
         rerun=rerun if source.can_run else None,
+        questions_available=question_count(gates.trait),
     )
     verdict.warnings[:0] = sel.warnings
     source.verdicts.append(verdict)
@@ -122,12 +125,14 @@ def assert_trait(
     max_regression: float | None = None,
     min_coherence: float | None = None,
     max_likelihood_regression: float | None = None,
+    max_abs_shift: float | None = None,
     flaky: str | None = None,
 ) -> TraitVerdict:
     """Assert the candidate's gates for ``trait`` (explicit thresholds, else the configured ones).
 
     A gate fails only when its confidence interval clears the threshold; a straddling interval
-    is flaky and follows ``flaky`` (default: the configured policy). Returns the verdict.
+    is flaky and follows ``flaky`` (default: the configured policy). ``max_abs_shift`` is the
+    two-sided shift gate (|shift| <= threshold). Returns the verdict.
     """
     __tracebackhide__ = True
     gates = _thresholds(
@@ -139,6 +144,7 @@ def assert_trait(
             "max_regression": max_regression,
             "min_coherence": min_coherence,
             "max_likelihood_regression": max_likelihood_regression,
+            "max_abs_shift": max_abs_shift,
         },
     )
     return _check(result, None, gates, flaky)

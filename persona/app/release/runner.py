@@ -34,6 +34,17 @@ Runner = Callable[[RunSpec], list[str]]
 """Runs a :class:`RunSpec` and returns the paths of the logs it wrote."""
 
 
+def question_count(trait: str) -> int | None:
+    """How many eval questions ``trait`` has (what a rerun can use); None when it is not in the
+    trait library."""
+    import traits
+
+    try:
+        return len(traits.load(trait).eval_questions)
+    except traits.TraitError:
+        return None
+
+
 def plan(spec: RunSpec) -> list[tuple[str, str, dict[str, Any]]]:
     """The ``(task, model, task_args)`` evals that :func:`run_trait` runs."""
     extra = {**spec.task_args, "trait": spec.trait}

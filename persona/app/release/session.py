@@ -9,6 +9,7 @@ the folder again. Without a candidate it only reads.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +25,7 @@ from persona.analysis.compare import (
 )
 from persona.analysis.gates.config import GateConfig
 from persona.analysis.gates.data import read_frame, select
+from persona.analysis.gates.rerun import RerunPlan
 from persona.app.release.runner import Runner, RunSpec
 from persona.errors import PersonaError
 
@@ -107,23 +109,30 @@ class LogSource:
             )
         return present[0]
 
-    def _usable(self, trait: str, epochs: int | None) -> bool:
+    def _usable(self, trait: str, samples: int | None, questions: int | None = None) -> bool:
+        """Whether the folder holds the candidate and the base with at least ``samples`` per
+        question (default: the asked epochs), ``questions`` questions, and the asked judge."""
         try:
             sel = select(self.frame(), trait, self.candidate_id(trait), self.base_id())
         except PersonaError:
             return False
         if sel.base.empty:
             return False
-        want = epochs or self.epochs or 1
+        want = samples or self.epochs or 1
         for rows in (sel.candidate, sel.base):
             if int(rows.groupby("unit").size().min()) < want:
+                return False
+            if questions and rows["unit"].nunique() < questions:
                 return False
             if self.judge and not set(rows["judge_model"].dropna().astype(str)) <= {self.judge}:
                 return False
         return True
 
-    def run(self, trait: str, epochs: int | None = None) -> None:
-        """Run the trait tasks for the candidate and the base into the folder."""
+    def run(
+        self, trait: str, epochs: int | None = None, task_args: dict[str, Any] | None = None
+    ) -> None:
+        """Run the trait tasks for the candidate and the base into the folder (``task_args``
+        override the session's)."""
         if not self.can_run:
             raise PersonaError(
                 "cannot run the trait tasks: pass --persona-model and --persona-base", exit_code=2
@@ -136,7 +145,7 @@ class LogSource:
             judge=self.judge,
             epochs=epochs or self.epochs or DEFAULT_EPOCHS,
             log_dir=self.log_dir,
-            task_args=self.task_args,
+            task_args={**self.task_args, **(task_args or {})},
         )
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.runner(spec)
@@ -148,10 +157,14 @@ class LogSource:
             self.run(trait)
         return select(self.frame(), trait, self.candidate_id(trait), self.base_id())
 
-    def rerun(self, trait: str, epochs: int) -> Selection:
-        """Run ``trait`` again with ``epochs`` epochs (the largest run wins in :func:`select`)."""
-        if not self._usable(trait, epochs):
-            self.run(trait, epochs)
+    def rerun(self, trait: str, plan: RerunPlan) -> Selection:
+        """Run ``trait`` again at the size of ``plan``: its first ``plan.questions`` eval
+        questions, with epochs enough for ``plan.samples`` samples per question (the largest
+        run wins in :func:`select`)."""
+        if not self._usable(trait, plan.samples, plan.questions):
+            rollouts = int(self.task_args.get("rollouts", 1))
+            epochs = math.ceil(plan.samples / rollouts)
+            self.run(trait, epochs, {"questions": plan.questions})
         return self.selection(trait)
 
 
