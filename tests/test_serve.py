@@ -24,7 +24,6 @@ import torch
 from persona.app.cli import main
 from persona.app.serve import Backend, Limits, create_app
 from persona.app.serve.runner import serve_in_thread
-from persona.app.serve.streaming import pieces
 from persona.model.engine import Engine, Request, Sampling
 from persona.model.loading import load_model
 from persona.model.vectors import PersonaVector, build_meta, save_vector, vector_path
@@ -395,17 +394,6 @@ def test_cli_rejects_bad_options_in_one_line(argv, message, capsys):
     assert main(["serve", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
-
-
-def test_stream_pieces_cover_the_text():
-    assert pieces("Hello world", ["Hel", "lo", " world"]) == [
-        ("Hel", [0]),
-        ("lo", [1]),
-        (" world", [2]),
-    ]
-    # a stop sequence cut the reply inside the last token: the rest is one piece
-    assert pieces("Hello wo", ["Hel", "lo", " world"]) == [("Hel", [0]), ("lo", [1]), (" wo", [2])]
-    assert pieces("ab", []) == [("ab", [])]
 
 
 # ---------------------------------------------------------------------------------------------

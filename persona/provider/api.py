@@ -39,6 +39,7 @@ from persona.provider.calls import (
     Call,
     GroupKey,
     Probe,
+    TokenSink,
     chat_messages,
     derive_seed,
     run_group,
@@ -195,10 +196,21 @@ class PersonaAPI(ModelAPI):
                 "the persona provider does not support tools (trait prompts use none): "
                 f"remove {', '.join(t.name for t in tools)} from the task"
             )
+        return await self.submit(await self.prepare(input, config))
+
+    async def prepare(self, input: list[ChatMessage], config: GenerateConfig) -> Call:
+        """Validate one call (config, ``extra_body``, vectors, layers) without running it, so a
+        caller can answer a bad request before it streams anything."""
         check_config(config)
         req = parse_extra_body(config.extra_body)
         engine = await self.engine(req.adapter)
-        call = self._prepare(engine, input, req, config)
+        return self._prepare(engine, input, req, config)
+
+    async def submit(self, call: Call, on_token: TokenSink | None = None) -> ModelOutput:
+        """Run a prepared call in the next batch; ``on_token`` (called in the worker thread)
+        receives its tokens as they are generated and may stop it by returning False."""
+        if on_token is not None:
+            call.on_token = on_token
         return await self.batcher.submit(call.key, call)
 
     # -- engines -------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from inspect_ai.model import (
@@ -30,12 +30,26 @@ from inspect_ai.model import (
 )
 
 from persona.errors import PersonaError
-from persona.model.engine import Capture, Engine, Request, Result, Sampling
+from persona.model.engine import (
+    Capture,
+    Engine,
+    Request,
+    Result,
+    Sampling,
+    TokenEvent,
+    TokenLogprob,
+)
 from persona.model.loading import cache_dir
 from persona.model.vectors import LAYER_CONVENTION
 from persona.provider.protocol import PersonaMetadata, ProjectionOut
 
-STOP_REASONS = {"stop": "stop", "stop_seq": "stop", "max_tokens": "max_tokens", "scored": "stop"}
+STOP_REASONS = {
+    "stop": "stop",
+    "stop_seq": "stop",
+    "max_tokens": "max_tokens",
+    "scored": "stop",
+    "cancelled": "unknown",
+}
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,31 @@ class Probe:
     layers: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class TokenOut:
+    """One streamed token of a call: the reply text it makes final, its log-probability (when
+    the call asks for logprobs) and its per-token projections, trait -> layer -> value (when
+    the call captures ``per_token``), keyed as in ``PersonaMetadata.per_token``."""
+
+    text: str
+    logprob: TokenLogprob | None = None
+    per_token: dict[str, dict[str, float]] | None = None
+
+
+class TokenSink(Protocol):
+    """Receives a call's tokens in the engine's worker thread; returning False stops the call.
+    ``stopped`` is True once nobody wants the call any more (it is then not run at all)."""
+
+    def __call__(self, token: TokenOut) -> bool: ...
+
+    @property
+    def stopped(self) -> bool: ...
+
+
+class Withdrawn(PersonaError):
+    """A streamed call whose client left before its batch ran (it never ran)."""
+
+
 @dataclass
 class Call:
     """A validated call, ready for the engine."""
@@ -70,6 +109,7 @@ class Call:
     probe_tensors: dict[str, torch.Tensor] = field(default_factory=dict)
     sidecar_dir: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # model, adapter, fingerprint, steering...
+    on_token: TokenSink | None = None  # streaming: called for every generated token
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,7 +157,9 @@ def sample_context() -> tuple[Any, int, str] | None:
 # Worker-thread side
 
 
-def run_group(engine: Engine, key: GroupKey, calls: Sequence[Call]) -> list[ModelOutput]:
+def run_group(
+    engine: Engine, key: GroupKey, calls: Sequence[Call]
+) -> list[ModelOutput | Withdrawn]:
     """One engine call for a group of compatible calls; one output per call."""
     start = time.perf_counter()
     if key.mode == "candidates":
@@ -139,13 +181,33 @@ def run_group(engine: Engine, key: GroupKey, calls: Sequence[Call]) -> list[Mode
         probe_layers={k: tuple(sorted(v)) for k, v in layers.items()},
         per_token=key.per_token,
     )
+    if any(c.on_token and c.on_token.stopped for c in calls):  # clients that left: free slots
+        live = [c for c in calls if not (c.on_token and c.on_token.stopped)]
+        outs = iter(run_group(engine, key, live) if live else [])
+        gone = Withdrawn("the client left before this call ran")
+        return [gone if c.on_token and c.on_token.stopped else next(outs) for c in calls]
     requests = [c.request for c in calls if c.request is not None]
     if key.mode == "generate":
-        results = engine.generate(requests, key.sampling, capture)
+        streamed = any(c.on_token for c in calls)
+        on_token = (lambda ev: _token_out(calls[ev.index], ev)) if streamed else None
+        results = engine.generate(requests, key.sampling, capture, on_token=on_token)
     else:
         results = engine.score(requests, capture, logprobs=True)
     elapsed = time.perf_counter() - start
     return [_output(engine, key, c, r, elapsed) for c, r in zip(calls, results, strict=True)]
+
+
+def _token_out(call: Call, event: TokenEvent) -> bool:
+    """Hand one engine token event to its call's sink (trait names instead of probe keys)."""
+    if call.on_token is None:
+        return True
+    per_token = None
+    if event.projections is not None:
+        per_token = {}
+        for p in call.probes:
+            values = event.projections.get(p.key, {})
+            per_token[p.name] = {str(layer): round(values[layer], 5) for layer in p.layers}
+    return call.on_token(TokenOut(event.text, event.logprob, per_token))
 
 
 def _metadata(engine: Engine, call: Call, res: Result | None) -> PersonaMetadata:

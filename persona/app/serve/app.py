@@ -21,7 +21,7 @@ from persona.app.serve.backend import Backend
 from persona.app.serve.errors import ApiError, error_body, error_response
 from persona.app.serve.guard import Guard, Limits
 from persona.app.serve.monitor import PAGE
-from persona.app.serve.streaming import events, token_strings
+from persona.app.serve.streaming import events
 
 log = logging.getLogger("persona.serve")
 
@@ -97,22 +97,16 @@ def create_app(backend: Backend, limits: Limits | None = None, api_key: str | No
             logprobs=want_logprobs,
             top_logprobs=req.top_logprobs if want_logprobs else None,
         )
-        outputs = await backend.complete(
+        calls = await backend.prepare(
             req.model, oa.inspect_messages(req), config, req.persona, req.n
         )
         cid = oa.completion_id()
         if not req.stream:
+            outputs = await backend.complete(calls)
             return JSONResponse(oa.completion_json(cid, req.model, outputs, want_logprobs))
-        engine = await backend.engine()
-        tok = engine.lm.tokenizer
-
-        def tokenize(text: str) -> list[str]:
-            ids = tok(text, add_special_tokens=False)["input_ids"]
-            return [tok.decode([i]) for i in ids]
-
-        splits = [token_strings(o, tokenize) for o in outputs]
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        stream = events(cid, req.model, outputs, want_logprobs, include_usage, splits)
-        return StreamingResponse(stream, media_type="text/event-stream")
+        stream = backend.stream(calls)
+        sse = events(cid, req.model, len(calls), stream, want_logprobs, include_usage)
+        return StreamingResponse(sse, media_type="text/event-stream")
 
     return Guard(app, api_key, limits)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from persona.model.engine import Engine
 from persona.model.loading import model_slug
 from persona.model.vectors import check_compatible, load_vector
 from persona.provider.api import PersonaAPI
+from persona.provider.calls import Call, TokenOut, TokenSink
+from persona.provider.feed import TokenFeed
 from persona.provider.protocol import PersonaRequest, parse_extra_body
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -123,31 +126,68 @@ class Backend:
             base = secrets.randbits(SEED_BITS)
         return [{"persona": {**raw, "seed": (base + i) % (1 << SEED_BITS)}} for i in range(n)]
 
-    async def complete(
+    async def prepare(
         self,
         model_id: str,
         messages: list[ChatMessage],
         config: GenerateConfig,
         persona: dict[str, Any] | None,
         n: int = 1,
-    ) -> list[ModelOutput]:
-        """``n`` choices for one chat; they are submitted together so they share a batch."""
+    ) -> list[Call]:
+        """Validated calls for ``n`` choices of one chat. Every error a client can cause is
+        raised here (400, 404, 429), before anything is generated or streamed."""
         bodies = self.request_body(model_id, persona, config.seed, n)
         await self._check_length(messages, int(config.max_tokens or 0))
         if self.pending + n > self.max_pending:
             raise ApiError(429, "too many requests in flight: retry shortly", code="overloaded")
-        self.pending += n
-        try:
-            calls = [
-                self._generate(messages, config.merge(GenerateConfig(extra_body=b))) for b in bodies
-            ]
-            return list(await asyncio.gather(*calls))
-        finally:
-            self.pending -= n
+        calls = []
+        for body in bodies:
+            try:
+                calls.append(
+                    await self.api.prepare(messages, config.merge(GenerateConfig(extra_body=body)))
+                )
+            except PersonaError as e:
+                raise ApiError(400, str(e)) from None
+        return calls
 
-    async def _generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
+    async def complete(self, calls: list[Call]) -> list[ModelOutput]:
+        """The outputs of prepared calls; they are submitted together so they share a batch."""
+        self.pending += len(calls)
         try:
-            return await self.api.generate(messages, [], "none", config)
+            return list(await asyncio.gather(*(self._submit(c) for c in calls)))
+        finally:
+            self.pending -= len(calls)
+
+    async def stream(self, calls: list[Call]) -> AsyncIterator[tuple[int, TokenOut | ModelOutput]]:
+        """``(choice, token)`` for every token as it is generated, and ``(choice, output)`` when
+        a choice is done. Leaving the loop early (a client that hung up) stops the choices at
+        their next token, and those still queued never run, so their batch slots are free."""
+        feed = TokenFeed()
+        tasks = []
+        for i, call in enumerate(calls):
+            task = asyncio.create_task(self._submit(call, feed.sink(i)))
+            # queued after every token of the call: the worker hands tokens over first
+            task.add_done_callback(lambda t, i=i: feed.queue.put_nowait((i, t)))
+            tasks.append(task)
+        self.pending += len(calls)
+        try:
+            left = len(calls)
+            while left:
+                i, item = await feed.queue.get()
+                if isinstance(item, asyncio.Task):
+                    left -= 1
+                    yield i, item.result()
+                else:
+                    yield i, item
+        finally:
+            feed.close()  # never cancel the tasks: one may lead the batch of other clients
+            for task in tasks:
+                task.add_done_callback(_retrieve)
+            self.pending -= len(calls)
+
+    async def _submit(self, call: Call, sink: TokenSink | None = None) -> ModelOutput:
+        try:
+            return await self.api.submit(call, sink)
         except PersonaError as e:
             raise ApiError(400, str(e)) from None
 
@@ -230,3 +270,9 @@ def _check_remote(req: PersonaRequest) -> None:
             "capture.means and capture.sidecar_dir write files and are not served over HTTP",
             param="persona",
         )
+
+
+def _retrieve(task: asyncio.Task[ModelOutput]) -> None:
+    """Read a finished task's error that nobody awaits (a stream whose client left)."""
+    if not task.cancelled():
+        task.exception()

@@ -180,25 +180,27 @@ def completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 
 
+def token_logprob_json(token: str, logprob: float, top: list[tuple[str, float]]) -> dict[str, Any]:
+    """One entry of ``logprobs.content`` in the OpenAI shape."""
+    return {
+        "token": token,
+        "logprob": logprob,
+        "bytes": list(token.encode()),
+        "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in top],
+    }
+
+
 def logprobs_json(output: ModelOutput) -> dict[str, Any] | None:
     """``choices[i].logprobs`` in the OpenAI shape (None when not requested)."""
     choice = output.choices[0]
     if choice.logprobs is None:
         return None
-    content = []
-    for lp in choice.logprobs.content:
-        top = [
-            {"token": t.token, "logprob": t.logprob, "bytes": list(t.token.encode())}
-            for t in lp.top_logprobs or []
-        ]
-        content.append(
-            {
-                "token": lp.token,
-                "logprob": lp.logprob,
-                "bytes": list(lp.token.encode()),
-                "top_logprobs": top,
-            }
+    content = [
+        token_logprob_json(
+            lp.token, lp.logprob, [(t.token, t.logprob) for t in lp.top_logprobs or []]
         )
+        for lp in choice.logprobs.content
+    ]
     return {"content": content, "refusal": None}
 
 

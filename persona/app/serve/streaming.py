@@ -1,58 +1,61 @@
-"""Streaming responses: ``chat.completion.chunk`` objects as server-sent events.
+"""Streaming responses: ``chat.completion.chunk`` objects as server-sent events, sent as the
+engine generates each token.
 
-The engine decodes a whole batch in one worker call, so a streamed reply is sent once its batch
-has finished: one chunk per generated token (with its log-probabilities when asked for), then a
-final chunk per choice with ``finish_reason`` and its ``persona`` metadata, then ``[DONE]``.
-Requests are validated and generated before the first byte, so errors keep their status codes.
+Per choice: a role chunk first, then one chunk per generated token as soon as the engine has
+chosen it (its text piece; its log-probabilities when asked for; its per-token projections in
+``persona.per_token`` when the request captures ``per_token``), then a final chunk with the
+rest of the text (held back while a stop sequence could still cut it), ``finish_reason`` and the
+choice's ``persona`` metadata; then a usage chunk (``stream_options.include_usage``) and
+``[DONE]``. Requests are validated before the first byte, so errors keep their status codes; a
+choice that fails after streaming began ends the stream with an ``error`` event.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from inspect_ai.model import ModelOutput
 
-from persona.app.serve.openai_schema import finish_reason, logprobs_json, persona_json, usage_json
+from persona.app.serve.errors import ApiError, error_body
+from persona.app.serve.openai_schema import (
+    finish_reason,
+    persona_json,
+    token_logprob_json,
+    usage_json,
+)
+from persona.provider.calls import TokenOut
 
 
-def pieces(text: str, tokens: list[str]) -> list[tuple[str, list[int]]]:
-    """Split ``text`` into per-token pieces, each with the logprob entries it carries.
-
-    Token strings are used while they spell ``text``; whatever they do not cover (a multi-byte
-    character split across tokens, a reply cut at a stop sequence) is sent as one last piece.
-    """
-    out: list[tuple[str, list[int]]] = []
-    pos = 0
-    for i, tok in enumerate(tokens):
-        if tok and text.startswith(tok, pos):
-            out.append((tok, [i]))
-            pos += len(tok)
-        else:
-            rest = list(range(i, len(tokens)))
-            out.append((text[pos:], rest))
-            return out
-    if pos < len(text):
-        out.append((text[pos:], []))
-    return out
+def token_choice(i: int, token: TokenOut, want_logprobs: bool) -> dict[str, Any]:
+    """The ``choices[0]`` of one token's chunk."""
+    logprobs = None
+    if want_logprobs and token.logprob is not None:
+        lp = token.logprob
+        entry = token_logprob_json(lp.token, lp.logprob, lp.top)
+        logprobs = {"content": [entry], "refusal": None}
+    choice: dict[str, Any] = {
+        "index": i,
+        "delta": {"content": token.text},
+        "logprobs": logprobs,
+        "finish_reason": None,
+    }
+    if token.per_token is not None:
+        choice["persona"] = {"per_token": token.per_token}
+    return choice
 
 
-def _tokens(output: ModelOutput) -> list[str]:
-    lp = output.choices[0].logprobs
-    return [t.token for t in lp.content] if lp is not None else []
-
-
-def events(
+async def events(
     cid: str,
     model: str,
-    outputs: list[ModelOutput],
+    n: int,
+    stream: AsyncIterator[tuple[int, TokenOut | ModelOutput]],
     want_logprobs: bool,
     include_usage: bool,
-    token_strings: list[list[str]],
-) -> Iterator[str]:
-    """The SSE lines of a streamed completion. ``token_strings[i]`` splits choice i's text."""
+) -> AsyncIterator[str]:
+    """The SSE lines of a streamed completion of ``n`` choices, from the backend's stream."""
     created = int(time.time())
 
     def chunk(choices: list[dict[str, Any]], **extra: Any) -> str:
@@ -66,47 +69,30 @@ def events(
         }
         return f"data: {json.dumps(body)}\n\n"
 
-    for i, out in enumerate(outputs):
-        yield chunk(
-            [
-                {
-                    "index": i,
-                    "delta": {"role": "assistant", "content": ""},
-                    "logprobs": None,
-                    "finish_reason": None,
-                }
-            ]
-        )
-        entries = (logprobs_json(out) or {}).get("content", []) if want_logprobs else []
-        for text, idx in pieces(out.completion, token_strings[i]):
-            logprobs = {"content": [entries[j] for j in idx], "refusal": None} if entries else None
+    for i in range(n):
+        role = {"role": "assistant", "content": ""}
+        yield chunk([{"index": i, "delta": role, "logprobs": None, "finish_reason": None}])
+    sent = [""] * n
+    outputs: list[ModelOutput] = []
+    try:
+        async for i, item in stream:
+            if isinstance(item, TokenOut):
+                sent[i] += item.text
+                yield chunk([token_choice(i, item, want_logprobs)])
+                continue
+            text = item.completion
+            rest = text[len(sent[i]) :] if text.startswith(sent[i]) else ""
+            if rest:
+                delta = {"index": i, "delta": {"content": rest}, "logprobs": None}
+                yield chunk([{**delta, "finish_reason": None}])
+            final = {"index": i, "delta": {}, "logprobs": None}
             yield chunk(
-                [
-                    {
-                        "index": i,
-                        "delta": {"content": text},
-                        "logprobs": logprobs,
-                        "finish_reason": None,
-                    }
-                ]
+                [{**final, "finish_reason": finish_reason(item), "persona": persona_json(item)}]
             )
-        yield chunk(
-            [
-                {
-                    "index": i,
-                    "delta": {},
-                    "logprobs": None,
-                    "finish_reason": finish_reason(out),
-                    "persona": persona_json(out),
-                }
-            ]
-        )
+            outputs.append(item)
+    except ApiError as e:
+        yield f"data: {json.dumps(error_body(e.status, e.message, e.param, e.code))}\n\n"
+        return
     if include_usage:
         yield chunk([], usage=usage_json(outputs))
     yield "data: [DONE]\n\n"
-
-
-def token_strings(output: ModelOutput, tokenize: Any) -> list[str]:
-    """Pieces to stream a reply in: its logprob tokens, else the text's own tokens."""
-    found = _tokens(output)
-    return found if found else tokenize(output.completion)
