@@ -34,19 +34,21 @@ def write_release_logs(
     traits: tuple[str, ...] = ("evil",),
     *,
     epochs: int = 2,
+    questions: int = 10,
     shifts: dict[str, float] | None = None,
     deltas: dict[str, float] | None = None,
     model: str = BASE,
     name: str = "",
 ) -> list[Path]:
-    """One checkpoint_shift log per trait in ``folder``; returns the paths."""
+    """One checkpoint_shift log per trait in ``folder`` (the first ``questions`` eval questions x
+    ``epochs``); returns the paths."""
     shifts = SHIFTS if shifts is None else shifts
     deltas = {k: (deltas or DELTAS).get(k, 0.0) for k in shifts}
     out = []
     for trait in traits:
         rows = checkpoint_rows(
-            trait=trait, shifts=shifts, deltas=deltas, n_questions=10, epochs=epochs
+            trait=trait, shifts=shifts, deltas=deltas, n_questions=questions, epochs=epochs
         )
-        path = folder / f"{trait}{name}-{epochs}ep.eval"
+        path = folder / f"{trait}{name}-{questions}q{epochs}ep.eval"
         out.append(make_log(path, rows=rows, model=model, task="persona/checkpoint_shift"))
     return out

@@ -15,10 +15,11 @@ import inspect_ai.analysis  # noqa: F401
 import inspect_ai.log  # noqa: F401
 import pandas  # noqa: F401
 import pytest
-from gate_logs import GATES_TOML, write_release_logs
+from gate_logs import BASE, GATES_TOML, write_release_logs
 
 import persona.analysis.gates.report  # noqa: F401
 from persona.analysis.gates.config import GateConfig
+from persona.analysis.gates.rerun import RerunPlan
 from persona.app.release import assertions
 from persona.app.release.runner import RunSpec, plan, run_trait, task_file
 from persona.app.release.session import Checkpoint, LogSource
@@ -154,8 +155,11 @@ from gate_logs import write_release_logs
 def persona_runner():
     def run(spec):
         with open("calls.txt", "a") as f:
-            f.write(f"{spec.trait} {spec.candidate} {spec.base} {spec.epochs}\\n")
-        write_release_logs(spec.log_dir, (spec.trait,), epochs=spec.epochs, shifts={SHIFTS})
+            n = spec.task_args.get("questions", 10)
+            f.write(f"{spec.trait} {spec.candidate} {spec.base} {spec.epochs} {n}\\n")
+        write_release_logs(
+            spec.log_dir, (spec.trait,), epochs=spec.epochs, questions=n, shifts={SHIFTS}
+        )
         return []
     return run
 """
@@ -172,11 +176,13 @@ def _calls(project: pytest.Pytester) -> list[str]:
 
 
 @pytest.mark.parametrize(("rerun_shift", "outcome"), [(0.05, "passed"), (0.5, "failed")])
-def test_rerun_policy_runs_more_epochs(
+def test_rerun_policy_adds_questions_to_a_flaky_shift(
     pytester: pytest.Pytester, tmp_path: Path, rerun_shift: float, outcome: str
 ) -> None:
+    """A flaky prompt-last shift on 10 of evil's 20 questions reruns on all 20, with as many
+    samples per question as before: more epochs could not move it."""
     pytester.makepyprojecttoml(
-        GATES_TOML.replace("bootstrap = 500", "bootstrap = 500\nrerun_epochs = 4")
+        GATES_TOML.replace("bootstrap = 500", "bootstrap = 500\nrerun_samples = 4")
     )
     folder = tmp_path / "cache"
     write_release_logs(folder, ("evil",), epochs=1, shifts={"edge": 0.5})
@@ -189,18 +195,63 @@ def test_rerun_policy_runs_more_epochs(
             assert_trait(persona_result, "evil", max_shift=0.5, flaky="rerun")
         """
     )
-    result = pytester.runpytest(
-        "--persona-logs",
-        str(folder),
-        "--persona-model",
-        "edge",
-        "--persona-base",
-        "persona/smollm2-135m",
-    )
+    args = ["--persona-logs", str(folder), "--persona-model", "edge"]
+    result = pytester.runpytest(*args, "--persona-base", "persona/smollm2-135m")
     result.assert_outcomes(**{outcome: 1})
-    assert _calls(pytester) == ["evil edge persona/smollm2-135m 4"]
+    assert _calls(pytester) == ["evil edge persona/smollm2-135m 1 20"]
     if outcome == "failed":
-        result.stdout.fnmatch_lines(["*still flaky after a rerun with 4 epochs*"])
+        result.stdout.fnmatch_lines(
+            ["*still flaky after a rerun with 20 questions x 1 samples (the first run: 10 x 1)*"]
+        )
+    else:
+        result.stdout.fnmatch_lines(["PASS edge / evil: *n=20 questions x 1 samples*"])
+
+
+def test_rerun_policy_adds_samples_to_a_flaky_judged_score(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    """A judged score varies between sampled replies: with every question used, the rerun
+    doubles the samples per question (epochs)."""
+    pytester.makepyprojecttoml(GATES_TOML)
+    folder = tmp_path / "cache"
+    write_release_logs(folder, ("evil",), epochs=1, questions=20, shifts={"edge": 0.0})
+    _conftest(pytester, {"edge": 0.0})
+    pytester.makepyfile(
+        """
+        from persona.app.pytest_plugin import assert_trait
+
+        def test_edge(persona_result):
+            assert_trait(persona_result, "evil", max_regression=2, flaky="rerun")
+        """
+    )
+    args = ["--persona-logs", str(folder), "--persona-model", "edge"]
+    result = pytester.runpytest(*args, "--persona-base", "persona/smollm2-135m")
+    result.assert_outcomes(failed=1)  # the synthetic rerun repeats each question's score
+    assert _calls(pytester) == ["evil edge persona/smollm2-135m 2 20"]
+    result.stdout.fnmatch_lines(["*still flaky after a rerun with 20 questions x 2 samples*"])
+
+
+def test_rerun_size_becomes_task_args_and_epochs(tmp_path: Path) -> None:
+    """A rerun of 20 questions x 4 samples with 2 rollouts a question runs 2 epochs of the
+    first 20 questions; the session's other task arguments are kept."""
+    write_release_logs(tmp_path, ("evil",), epochs=1, shifts={"edge": 0.5})
+    specs: list[RunSpec] = []
+
+    def runner(spec: RunSpec) -> list[str]:
+        specs.append(spec)
+        write_release_logs(spec.log_dir, ("evil",), epochs=4, questions=20, shifts={"edge": 0.5})
+        return []
+
+    task_args = {"rollouts": 2, "questions": 10, "vectors": "v/"}
+    source = LogSource(
+        tmp_path, GateConfig(), candidate="edge", base=BASE, runner=runner, task_args=task_args
+    )
+    sel = source.rerun("evil", RerunPlan(questions=20, samples=4, run_questions=10, run_samples=1))
+    ((epochs, args),) = [(s.epochs, s.task_args) for s in specs]
+    assert epochs == 2 and args == {"rollouts": 2, "questions": 20, "vectors": "v/"}
+    assert sel.candidate["unit"].nunique() == 20 and source.task_args == task_args
+    source.rerun("evil", RerunPlan(20, 4, 10, 1))
+    assert len(specs) == 1  # the folder now holds a run that large
 
 
 def test_runs_missing_traits_then_reuses_the_cache(
@@ -222,7 +273,7 @@ def test_runs_missing_traits_then_reuses_the_cache(
     args = ["--persona-logs", str(folder), "--persona-model", "normal", "--persona-epochs", "2"]
     result = project.runpytest(*args, "--persona-base", "persona/smollm2-135m")
     result.assert_outcomes(passed=2)
-    assert _calls(project) == ["evil normal persona/smollm2-135m 2"]
+    assert _calls(project) == ["evil normal persona/smollm2-135m 2 10"]
     assert len(list(folder.glob("*.eval"))) == 1
     result = project.runpytest(*args)  # a second session reuses the logs (base from the config)
     result.assert_outcomes(passed=2)
@@ -261,6 +312,8 @@ def test_helpers_check_their_arguments(logs: Path) -> None:
         assertions.assert_no_regression(base, base, "evil", tolerance=1)
     verdict = assertions.assert_trait(Checkpoint(source), "evil", max_shift=0.5)
     assert verdict.passed and Checkpoint(source).id == "normal"
+    two_sided = assertions.assert_trait(Checkpoint(source), "evil", max_abs_shift=0.5)
+    assert [r.key for r in two_sided.results] == ["max_abs_shift"] and two_sided.passed
     assert Checkpoint(source, "base").id == "persona/smollm2-135m"
     assert len(Checkpoint(source).rows("evil")) == 20
 
