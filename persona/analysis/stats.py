@@ -102,6 +102,7 @@ def _resample_counts(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarra
 
 
 def _check_method(method: str, allowed: Sequence[str]) -> None:
+    """Raise on a method name outside ``allowed`` (a typo must not silently change an interval)."""
     if method not in allowed:
         raise ValueError(f"unknown interval method {method!r} (one of {', '.join(allowed)})")
 
@@ -200,8 +201,8 @@ def _mean_intervals(
     rows: np.ndarray, method: IntervalMethod, n_boot: int, level: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """CIs [m, 2] of the mean of each row of ``rows`` [m, n] (finite, n >= 2), and per row whether
-    "bca" fell back to the t interval. Rows share one set of resamples, so
-    many samples are bootstrapped at the cost of one matrix product."""
+    "bca" fell back to the t interval. Rows share one set of resamples, so many samples are
+    bootstrapped at the cost of one matrix product (the coverage tests use this)."""
     m, n = rows.shape
     mean, sd = rows.mean(axis=1), rows.std(axis=1, ddof=1)
     half = float(stdtrit(n - 1, 0.5 + level / 2.0)) * sd / math.sqrt(n)
@@ -232,7 +233,8 @@ def mean_ci(
     true mean of 0; no CI when n < 2.
 
     "bca" falls back to the t interval (saying so in ``reason``) when its bootstrap distribution is
-    degenerate (e.g. one value repeated but one). Zero variance gives a point interval and no p.
+    degenerate (no resamples, all resamples on one side of the mean, or an acceleration too large
+    for the BCa formula). Zero variance gives a point interval and no p.
     """
     _check_method(method, _INTERVAL_METHODS)
     arr = _clean(x)
