@@ -32,8 +32,8 @@ body{max-width:1200px;margin:24px auto;padding:0 16px;box-sizing:border-box}
 table{max-width:100%}th{white-space:normal;cursor:default}
 td{font-variant-numeric:tabular-nums}td.long{word-break:break-all}.ci{white-space:nowrap;color:#555}
 .verdict{border:2px solid;border-radius:6px;padding:10px 18px;margin:14px 0}
-.verdict.yes{background:#fdecea;border-color:#c62828}.verdict.no{background:#eef4fb;
-border-color:#8fb3e0}.verdict h2{margin:0 0 6px;border:0;font-size:1.15em}
+.verdict.yes{background:#e8f5e9;border-color:#2e7d32}.verdict.no{background:#fff3cd;
+border-color:#d39e00}.verdict h2{margin:0 0 6px;border:0;font-size:1.15em}
 figure{margin:10px 0}figcaption{color:#555;font-size:12px}
 """
 
@@ -74,8 +74,10 @@ def _table(caption: str, rows: Sequence[Mapping[str, str]]) -> Table:
     return Table(caption, pd.DataFrame(list(rows)))
 
 
-def _pct(fraction: object) -> str:
-    return NA if fraction is None else f"{100 * float(fraction):g} %"  # type: ignore[arg-type]
+def _pct(fraction: object, reason: str = "not recorded") -> str:
+    if fraction is None:
+        return f"{NA} ({reason})"
+    return f"{100 * float(fraction):g} %"  # type: ignore[arg-type]
 
 
 # --- sections -----------------------------------------------------------------------------------
@@ -108,8 +110,7 @@ def _treatment(s: Mapping[str, Any]) -> Section:
     scr = s.get("screening") or {}
     sec.tables.append(
         _table(
-            "Screening: projection difference ranking the contaminated above the normal training "
-            "samples (it ranks data, it makes none)",
+            "Screening of the training samples by projection difference",
             [
                 {
                     "AUROC (contaminated vs normal samples)": num(scr.get("auroc"), 3),
@@ -127,7 +128,7 @@ _GATE_NAMES = {"likelihood_regression": "behaviour"}
 
 def _gate(gate: Mapping[str, Any] | None, kind: object) -> str:
     if not gate:
-        return f"{NA} ({'reference, not gated' if kind == 'base' else 'not gated'})"
+        return f"{NA} ({'base model, not gated' if kind == 'base' else 'not gated'})"
     if gate.get("passed"):
         return "pass"
     failed = [
@@ -158,7 +159,7 @@ def _checkpoints(s: Mapping[str, Any]) -> Section:
         main.append(
             {
                 "checkpoint": str(c.get("title") or c.get("name")),
-                "fraction": _pct(c.get("fraction")),
+                "fraction": _pct(c.get("fraction"), "not fine-tuned"),
                 f"shift vs {ref}": vs_ref(c.get("shift_prompt_last"), PROJ),
                 "shift vs base": vs_base(vb.get("shift_prompt_last"), PROJ),
                 f"behaviour vs {ref}": vs_ref(c.get("behaviour_change"), NATS),

@@ -152,22 +152,48 @@ def shift_vs_behaviour(summary: Mapping[str, Any]) -> Plot:
     return fig
 
 
-def _curve(
-    ax: Axes, points: list[tuple[str, Mapping[str, Any] | None, Mapping[str, Any] | None]]
+def _posthoc_curve(
+    ax: Axes, top: Mapping[str, Any] | None, posthoc: list[Mapping[str, Any]], key: str
 ) -> None:
-    """Post-hoc points joined in coefficient order, CIs both ways, each labelled."""
-    xs = [value(b) for _, b, _ in points]
-    ys = [value(cap) for _, _, cap in points]
-    xerr = np.array([ci_err(b) for _, b, _ in points], dtype=float).T.reshape(2, -1)
-    yerr = np.array([ci_err(cap) for _, _, cap in points], dtype=float).T.reshape(2, -1)
+    """Post-hoc points joined in coefficient order from the unsteered top checkpoint (capability
+    change 0 by definition, drawn as a grey square), CIs both ways, each labelled by coefficient."""
+    points = [
+        (p.get("behaviour_change"), (p.get("capability_vs_top") or {}).get(key)) for p in posthoc
+    ]
+    if top is not None:
+        points.insert(0, (top.get("behaviour_change"), {"value": 0.0, "ci": None}))
+    xs = [value(b) for b, _ in points]
+    ys = [value(cap) for _, cap in points]
+    xerr = np.array([ci_err(b) for b, _ in points], dtype=float).T.reshape(2, -1)
+    yerr = np.array([ci_err(cap) for _, cap in points], dtype=float).T.reshape(2, -1)
+    label = "post-hoc steering (95% CI)"
     ax.errorbar(
-        xs, ys, xerr=xerr, yerr=yerr, fmt="o-", color="tab:blue", ms=6, capsize=3,
-        label="post-hoc steering of the top checkpoint (95% CI)",
-    )  # fmt: skip
-    for i, ((label, _, _), x, y) in enumerate(zip(points, xs, ys, strict=True)):
+        xs, ys, xerr=xerr, yerr=yerr, fmt="o-", color="tab:blue", ms=6, capsize=3, label=label
+    )
+    if top is not None:
+        name = f"{top.get('name')} unsteered (capability change 0)"
+        ax.plot(xs[:1], ys[:1], marker="s", ms=9, color="0.5", mec="black", ls="none", label=name)
+    for p, x, y in zip(
+        posthoc, xs[len(xs) - len(posthoc) :], ys[len(ys) - len(posthoc) :], strict=True
+    ):
         if not (math.isnan(x) or math.isnan(y)):
-            offset = (6, -12) if i % 2 else (6, 6)  # alternate, so neighbours do not collide
-            ax.annotate(label, (x, y), textcoords="offset points", xytext=offset, fontsize=8)
+            text = f"coef {_coef(p.get('coef'))}"
+            ax.annotate(text, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
+
+
+def _prevented_point(ax: Axes, prev: Mapping[str, Any], key: str) -> None:
+    cap = (prev.get("capability_vs_top") or {}).get(key)
+    behaviour = prev.get("behaviour_change")
+    ax.errorbar(
+        [value(behaviour)],
+        [value(cap)],
+        xerr=np.array([ci_err(behaviour)], dtype=float).T,
+        yerr=np.array([ci_err(cap)], dtype=float).T,
+        color="tab:green",
+        capsize=3,
+        label=f"prevented (coef {_coef(prev.get('coef'))}, 95% CI)",
+        **PREVENTED_STYLE,
+    )
 
 
 def mitigation(summary: Mapping[str, Any]) -> Plot:
@@ -188,42 +214,20 @@ def mitigation(summary: Mapping[str, Any]) -> Plot:
         ("lm_loss", "LM loss", "LM loss change (nats/token; up = worse)", +1),
         ("mc_p_correct", "MC p(correct)", "MC p(correct) change (probability; down = worse)", -1),
     )
-    top_name = top.get("name") if top else "top"
-    for ax, (key, title, label, worse) in zip(fig.subplots(1, 2), panels, strict=True):
-        points = []
-        if top is not None:  # the curve starts at the unsteered top checkpoint: capability 0
-            anchor = {"value": 0.0, "ci": None}
-            points.append(("unsteered", top.get("behaviour_change"), anchor))
-        points += [
-            (f"coef {_coef(p.get('coef'))}", p.get("behaviour_change"),
-             (p.get("capability_vs_top") or {}).get(key))
-            for p in posthoc
-        ]  # fmt: skip
+    for ax, (key, title, ylabel, worse) in zip(fig.subplots(1, 2), panels, strict=True):
         if posthoc:
-            _curve(ax, points)
+            _posthoc_curve(ax, top, posthoc, key)
         if has_prev:
-            cap = (prev.get("capability_vs_top") or {}).get(key)
-            xerr = np.array([ci_err(prev.get("behaviour_change"))], dtype=float).T
-            yerr = np.array([ci_err(cap)], dtype=float).T
-            ax.errorbar(
-                [value(prev.get("behaviour_change"))],
-                [value(cap)],
-                xerr=xerr,
-                yerr=yerr,
-                color="tab:green",
-                capsize=3,
-                label=f"prevented (coef {_coef(prev.get('coef'))}, 95% CI)",
-                **PREVENTED_STYLE,
-            )
+            _prevented_point(ax, prev, key)
         margin = margins.get(key)
         if margin is not None:
             bound = worse * float(margin)
-            label = f"non-inferiority margin ({bound:+g})"
-            ax.axhline(bound, color="tab:red", ls="--", lw=1.2, label=label)
+            name = f"non-inferiority margin ({bound:+g})"
+            ax.axhline(bound, color="tab:red", ls="--", lw=1.2, label=name)
         _zero(ax, vertical=True)
         ax.set_xlabel(f"behaviour change vs {ref}, likelihood judge ({NATS})")
-        ax.set_ylabel(label)
-        ax.set_title(f"{title}: change vs {top_name}")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{title}: change vs {top.get('name') if top else 'the top checkpoint'}")
         ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2)
     fig.suptitle("Mitigation: behaviour removed vs capability kept (95% CI)")
     return fig
