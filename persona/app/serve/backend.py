@@ -87,6 +87,9 @@ class Backend:
             self.adapters[adapter_name] = str(Path(path).expanduser().resolve())
         self.max_pending = max_pending
         self.pending = 0
+        #: output tokens of each streamed choice whose client left before it finished (0: it
+        #: never ran): generation stops at the next token, so these stay small
+        self.abandoned: list[int] = []
 
     @property
     def model_ids(self) -> list[str]:
@@ -182,8 +185,15 @@ class Backend:
         finally:
             feed.close()  # never cancel the tasks: one may lead the batch of other clients
             for task in tasks:
-                task.add_done_callback(_retrieve)
+                if not task.done():
+                    task.add_done_callback(self._abandoned)
             self.pending -= len(calls)
+
+    def _abandoned(self, task: asyncio.Task[ModelOutput]) -> None:
+        """Record how far a choice whose client left got (and read its error, if any)."""
+        error = task.exception()
+        usage = None if error is not None else task.result().usage
+        self.abandoned.append(usage.output_tokens if usage else 0)
 
     async def _submit(self, call: Call, sink: TokenSink | None = None) -> ModelOutput:
         try:
@@ -270,9 +280,3 @@ def _check_remote(req: PersonaRequest) -> None:
             "capture.means and capture.sidecar_dir write files and are not served over HTTP",
             param="persona",
         )
-
-
-def _retrieve(task: asyncio.Task[ModelOutput]) -> None:
-    """Read a finished task's error that nobody awaits (a stream whose client left)."""
-    if not task.cancelled():
-        task.exception()

@@ -33,7 +33,7 @@ class TextStream:
         tokens will come, so nothing is held back but an incomplete character)."""
         text = cut_at_stop(text, self.stop)
         if not finished and self.hold:
-            text = text[: len(text) - self.hold]
+            text = text[: max(0, len(text) - self.hold)]
         text = text.rstrip(REPLACEMENT)
         if len(text) <= len(self.sent) or not text.startswith(self.sent):
             return ""
