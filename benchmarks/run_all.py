@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["bench_engine.py", "bench_screen.py", "bench_provider.py"]
+BENCHMARKS = ["bench_engine.py", "bench_screen.py", "bench_provider.py", "bench_stream.py"]
 README = HERE / "README.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 

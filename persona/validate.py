@@ -222,7 +222,7 @@ def env_dirs(var: str) -> list[Path]:
 # ---------------------------------------------------------------------------------------------
 # Devices
 
-DEVICES = ("cpu", "cuda", "cuda:N", "mps")
+DEVICES = ("cpu", "cuda", "cuda:N", "mps", "auto")
 
 
 def device(text: str) -> str:
@@ -230,7 +230,7 @@ def device(text: str) -> str:
     import torch
 
     name = text.strip().lower()
-    if name == "cpu":
+    if name in ("cpu", "auto"):  # auto: device_map="auto" (accelerate; docs/scale.md)
         return name
     if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
         if not torch.cuda.is_available():

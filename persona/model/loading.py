@@ -275,7 +275,8 @@ class LoadedModel:
 
     @property
     def device(self) -> Any:
-        return next(self.model.parameters()).device
+        """Where inputs go: the input embeddings' device (the first one of a split model)."""
+        return self.model.get_input_embeddings().weight.device
 
     @property
     def name(self) -> str:
@@ -297,7 +298,8 @@ def _dtype(name: str | None, device: str) -> Any:
     import torch
 
     if name in (None, "auto"):
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+        gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+        return torch.bfloat16 if gpu else torch.float32
     table = {
         "float32": torch.float32,
         "fp32": torch.float32,
@@ -334,17 +336,39 @@ def fingerprint(model: Any) -> str:
     }
     names = sorted(params)
     for name in names[:2] + names[len(names) // 2 : len(names) // 2 + 1] + names[-2:]:
-        sample = params[name].detach().flatten()[:4096].to(torch.bfloat16).to(torch.float32)
+        sample = _values(model, name, params[name])[:4096].to(torch.bfloat16).to(torch.float32)
         h.update(name.encode())
         h.update(sample.cpu().numpy().tobytes())
     return h.hexdigest()[:16]
 
 
-def _load_base(source: ModelSource, dtype: str | None, device: str, trust_remote_code: bool):
+def _values(model: Any, name: str, param: Any) -> Any:
+    """A parameter's values, flattened; offloaded ones (``device_map``: on the meta device,
+    kept on CPU or disk by accelerate) are loaded for the moment."""
+    if param.device.type != "meta":
+        return param.detach().flatten()
+    from accelerate.utils import align_module_device
+
+    owner, _, leaf = name.rpartition(".")
+    module = model.get_submodule(owner)
+    with align_module_device(module, "cpu"):
+        return getattr(module, leaf).detach().flatten().clone()
+
+
+def _load_base(
+    source: ModelSource,
+    dtype: str | None,
+    device: str,
+    trust_remote_code: bool,
+    max_memory: dict[Any, str] | None = None,
+):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch_dtype = _dtype(dtype, device)
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
+    if device == "auto":  # split over the GPUs, then CPU, then disk (accelerate; docs/scale.md)
+        offload = cache_dir() / "offload" / model_slug(source.model_id)
+        kwargs.update(device_map="auto", offload_folder=str(offload), max_memory=max_memory)
     if source.kind == "embedded":
         path, extra = str(embedded_model_dir(source.path)), {}
     elif source.kind == "gguf":
@@ -362,7 +386,8 @@ def _load_base(source: ModelSource, dtype: str | None, device: str, trust_remote
         raise PersonaError(
             f"cannot load model {source.model_id}{hint}: {e}".splitlines()[0]
         ) from None
-    model.to(device)
+    if device != "auto":
+        model.to(device)
     model.eval()
     model.requires_grad_(False)
     if tokenizer.pad_token_id is None:
@@ -377,15 +402,23 @@ def load_model(
     dtype: str | None = None,
     device: str | None = None,
     trust_remote_code: bool = False,
+    max_memory: dict[Any, str] | None = None,
 ) -> LoadedModel:
-    """Load (or reuse) a model; ``adapter`` is a PEFT adapter directory applied on top."""
+    """Load (or reuse) a model; ``adapter`` is a PEFT adapter directory applied on top.
+
+    ``device="auto"`` splits the model over every GPU (then CPU, then disk) with accelerate's
+    ``device_map="auto"``; ``max_memory`` (device -> size, e.g. ``{0: "20GiB", "cpu": "60GiB"}``)
+    bounds each device.
+    """
     source = resolve(spec, adapter)
     device = device or default_device()
     key = (source.kind + ":" + source.path, str(dtype or "auto"), device)
+    if max_memory:
+        key = (key[0], key[1], f"{device}:{sorted(max_memory.items(), key=str)}")
     with _REGISTRY_LOCK:
         weights = _REGISTRY.get(key)
         if weights is None:
-            model, tokenizer = _load_base(source, dtype, device, trust_remote_code)
+            model, tokenizer = _load_base(source, dtype, device, trust_remote_code, max_memory)
             weights = SharedWeights(model, tokenizer, source.model_id, fingerprint(model))
             _REGISTRY[key] = weights
     if not source.adapter:
