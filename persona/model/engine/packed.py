@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Literal
 import torch
 
 from persona.errors import PersonaError
-from persona.model.engine.candidates import PrefixTrie
 from persona.model.engine.records import Capture, Request, Result
 from persona.model.engine.state import BatchState, Pass
 from persona.model.residual_hooks import residual_hooks
@@ -32,13 +31,69 @@ MAX_NODES = 512
 """Positions per packed forward pass (the attention mask is nodes x nodes)."""
 
 
-def _roles(seq: list[int], n_prompt: int) -> dict[tuple[int, ...], Role]:
-    """The role of each proper prefix of ``seq`` (its last token): only those predict a reply
-    token."""
-    out: dict[tuple[int, ...], Role] = {}
-    for k in range(1, len(seq)):
-        out[tuple(seq[:k])] = "prompt" if k < n_prompt else "last" if k == n_prompt else "response"
-    return out
+class _Trie:
+    """Distinct proper prefixes of token sequences as nodes with parent links (O(length) per
+    sequence, unlike :class:`~persona.model.engine.candidates.PrefixTrie`, which slices tuples:
+    passages are hundreds of tokens long). Node ``path[k-1]`` of a sequence is its prefix of
+    length ``k``; its output predicts token ``k``."""
+
+    def __init__(self) -> None:
+        self.parent: list[int] = []
+        self.token: list[int] = []
+        self.depth: list[int] = []
+        self.role: list[Role] = []
+        self.child: dict[tuple[int, int], int] = {}
+
+    def fits(self, seq: list[int], n_prompt: int, room: int) -> bool:
+        """Whether ``seq`` adds at most ``room`` nodes and no position changes role."""
+        node, new = -1, 0
+        for k in range(1, len(seq)):
+            nxt = self.child.get((node, seq[k - 1]))
+            if nxt is None:
+                new += 1
+                if new > room:
+                    return False
+                node = -2  # below a new node everything is new
+            elif self.role[nxt] != _role(k, n_prompt):
+                return False
+            else:
+                node = nxt
+        return True
+
+    def add(self, seq: list[int], n_prompt: int) -> list[int]:
+        """Insert the proper prefixes of ``seq``; their node ids, shortest first."""
+        path, node = [], -1
+        for k in range(1, len(seq)):
+            key = (node, seq[k - 1])
+            nxt = self.child.get(key)
+            if nxt is None:
+                nxt = len(self.token)
+                self.child[key] = nxt
+                self.parent.append(node)
+                self.token.append(seq[k - 1])
+                self.depth.append(k)
+                self.role.append(_role(k, n_prompt))
+            path.append(nxt)
+            node = nxt
+        return path
+
+    def attention_mask(self, dtype: torch.dtype) -> torch.Tensor:
+        """Additive 4D mask (1, 1, n, n): each node sees itself and its ancestors."""
+        n = len(self.token)
+        allowed = torch.zeros((n, n), dtype=torch.bool)
+        for i, parent in enumerate(self.parent):
+            if parent >= 0:
+                allowed[i] = allowed[parent]
+            allowed[i, i] = True
+        mask = torch.zeros((n, n), dtype=dtype)
+        mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+        return mask[None, None]
+
+
+def _role(k: int, n_prompt: int) -> Role:
+    """Role of the prefix of length ``k`` (its last token) in a sequence with ``n_prompt``
+    prompt tokens."""
+    return "prompt" if k < n_prompt else "last" if k == n_prompt else "response"
 
 
 def score_packed(
@@ -48,8 +103,9 @@ def score_packed(
     :meth:`Engine.score` with ``logprobs=True`` computes them, packed into prefix tries.
 
     Requests are sorted by token sequence so that shared prompts share a chunk; a chunk closes
-    before ``max_nodes`` positions, or when a position would be prompt in one sequence and reply
-    in another (multi-turn prompts). Results come back in the order of ``requests``.
+    before ``max_nodes`` positions (a longer sequence gets a chunk of its own), or when a
+    position would be prompt in one sequence and reply in another (multi-turn prompts). Results
+    come back in the order of ``requests``.
     """
     if not requests:
         raise PersonaError("no samples to score (the list is empty)")
@@ -64,25 +120,15 @@ def score_packed(
         resp = list(tok(r.response, add_special_tokens=False)["input_ids"])
         encoded.append((engine.render(r.messages), resp))
     order = sorted(range(len(requests)), key=lambda i: encoded[i][0] + encoded[i][1])
-    chunks: list[tuple[list[int], dict[tuple[int, ...], Role]]] = []
-    current: list[int] = []
-    roles: dict[tuple[int, ...], Role] = {}
+    totals: dict[int, float] = {}
+    trie, paths = _Trie(), {}
     for i in order:
         prompt, resp = encoded[i]
-        mine = _roles(prompt + resp, len(prompt))
-        clash = any(roles.get(node, role) != role for node, role in mine.items())
-        grows = sum(node not in roles for node in mine)
-        if current and (clash or len(roles) + grows > max_nodes):
-            chunks.append((current, roles))
-            current, roles = [], {}
-        current.append(i)
-        roles.update(mine)
-    chunks.append((current, roles))
-    totals: dict[int, float] = {}
-    for idx, chunk_roles in chunks:
-        totals.update(
-            _score_chunk(engine, requests[0], [encoded[i] for i in idx], idx, chunk_roles)
-        )
+        if paths and not trie.fits(prompt + resp, len(prompt), max_nodes - len(trie.token)):
+            totals.update(_score_chunk(engine, requests[0], trie, paths, encoded))
+            trie, paths = _Trie(), {}
+        paths[i] = trie.add(prompt + resp, len(prompt))
+    totals.update(_score_chunk(engine, requests[0], trie, paths, encoded))
     return [
         Result(
             text=req.response or "",
@@ -99,27 +145,26 @@ def score_packed(
 def _score_chunk(
     engine: Engine,
     steered: Request,
+    trie: _Trie,
+    paths: dict[int, list[int]],
     encoded: list[tuple[list[int], list[int]]],
-    idx: list[int],
-    roles: dict[tuple[int, ...], Role],
 ) -> dict[int, float]:
-    """Summed response log-probability of each sequence of one chunk, keyed by request index."""
+    """Summed response log-probability of each sequence in ``trie``, keyed by request index."""
     lm, model = engine.lm, engine.lm.model
     device = lm.device
-    live = [(i, p, r) for i, (p, r) in zip(idx, encoded, strict=True) if r]
-    if not live:
+    # node path[len(p) - 1 + j] predicts response token j
+    reads = {i: paths[i][len(encoded[i][0]) - 1 :] for i in paths if encoded[i][1]}
+    if not reads:
         return {}
-    trie = PrefixTrie([p + r for _, p, r in live])
-    kind = [roles[node] for node in trie.nodes]
-    prompt_m = torch.tensor([[k == "prompt" or k == "last" for k in kind]], device=device)
-    resp_m = torch.tensor([[k == "response" for k in kind]], device=device)
-    last_m = torch.tensor([[k == "last" for k in kind]], device=device)
-    wanted = sorted(
-        {trie.index[tuple((p + r)[: len(p) + j])] for _, p, r in live for j in range(len(r))}
-    )
+    wanted = sorted({node for nodes in reads.values() for node in nodes})
     row_of = {node: j for j, node in enumerate(wanted)}
+    role = trie.role
     state = BatchState(lm, [steered], Capture())
-    state.current = Pass(prompt=prompt_m, response=resp_m, last=last_m)
+    state.current = Pass(
+        prompt=torch.tensor([[k != "response" for k in role]], device=device),
+        response=torch.tensor([[k == "response" for k in role]], device=device),
+        last=torch.tensor([[k == "last" for k in role]], device=device),
+    )
     dtype = next(model.parameters()).dtype
     with (
         lm.weights.lock,
@@ -127,16 +172,16 @@ def _score_chunk(
         residual_hooks(model, state.layers(), state.on_layer),
     ):
         logits = model(
-            input_ids=torch.tensor([trie.tokens()], device=device),
-            attention_mask=trie.attention_mask(0, dtype).to(device),
-            position_ids=torch.tensor([trie.positions(0)], device=device),
+            input_ids=torch.tensor([trie.token], device=device),
+            attention_mask=trie.attention_mask(dtype).to(device),
+            position_ids=torch.tensor([[d - 1 for d in trie.depth]], device=device),
             use_cache=False,
             logits_to_keep=torch.tensor(wanted, device=device),
         ).logits[0]
     lp = torch.log_softmax(logits.float(), -1)
     out: dict[int, float] = {}
-    for i, p, r in live:
-        seq = p + r
-        rows = [row_of[trie.index[tuple(seq[: len(p) + j])]] for j in range(len(r))]
-        out[i] = float(lp[rows, r].sum())
+    for i, nodes in reads.items():
+        rows = torch.tensor([row_of[n] for n in nodes], device=device)
+        ids = torch.tensor(encoded[i][1], device=device)
+        out[i] = float(lp[rows, ids].sum())
     return out
