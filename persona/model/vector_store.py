@@ -94,7 +94,7 @@ def find(name: str, vectors: str | Path | None, model_id: str) -> Path:
             return path.resolve()
     raise PersonaError(
         f"no {name} vector for {model_id} in {folder}: create it with "
-        f"`persona extract --trait {name} --model {model_id} --out {folder}`"
+        f"`persona extract --trait {name} --model {model_id} --vectors {folder}`"
     )
 
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
+from persona.app.cli.options import polish
 from persona.errors import PersonaError
 from persona.validate import InputError, env_dirs
 
@@ -47,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Persona-vector evaluation harness: extract, steer, evaluate, screen, "
         "fine-tune, report and gate character traits of language models.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for module_name in VERBS.values():
         try:
@@ -56,11 +60,21 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # verb not built yet
             raise
         module.register(sub)
+    polish(parser)
     return parser
+
+
+def _version() -> str:
+    try:
+        return version("persona-evals")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``persona`` console script."""
+    # transformers' "Loading weights" bar is noise next to the verbs' own progress lines
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

@@ -1,7 +1,7 @@
 """``persona extract``: run the ``extract_vector`` task and write the persona vector.
 
 A thin wrapper over ``inspect_ai.eval(evals/extract_vector ...)``: the log goes to ``--log-dir``
-and the vector to ``<out>/<model-slug>/<trait>.safetensors``. ``--from-log`` re-filters an
+and the vector to ``<vectors>/<model-slug>/<trait>.safetensors``. ``--from-log`` re-filters an
 existing extraction log (other thresholds, filter on/off) without generating again.
 """
 
@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from persona import validate as check
+from persona.app.cli.options import as_flags, deprecated
 from persona.errors import PersonaError
+from persona.validate import InputError
 
 SCORE = check.number(0.0, 100.0)  # judge scores and their thresholds
 
@@ -32,8 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="PEFT adapter folder on top of the model",
     )
     p.add_argument(
-        "--out", type=check.output_dir, default="vectors", help="vectors folder (default: vectors)"
+        "--vectors", type=check.output_dir, default="vectors", help="vectors folder to write"
     )
+    deprecated(p, "--out", "--vectors", type=check.output_dir)
     flt = p.add_mutually_exclusive_group()
     flt.add_argument(
         "--filter",
@@ -105,10 +109,10 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.from_log:
         log = _read_log_header(check.input_file(args.from_log), args.trait)
-        result = vector_from_log(log, out_dir=args.out, **overrides)
+        result = vector_from_log(log, out_dir=args.vectors, **overrides)
     else:
         _check_pairs_reachable(args)
-        result = vector_from_log(_run_task(args), out_dir=args.out, **overrides)
+        result = vector_from_log(_run_task(args), out_dir=args.vectors, **overrides)
     for message in result.messages:
         print(message, file=sys.stderr)
     info = result.filter_info
@@ -154,20 +158,10 @@ def _run_task(args: argparse.Namespace):
     from evals._postprocess import postprocess_disabled
     from evals.extract_vector import extract_vector
 
-    task = extract_vector(
-        trait=args.trait,
-        questions=args.questions,
-        rollouts=args.rollouts,
-        vectors=args.out,
-        filter=args.filter,
-        trait_threshold=args.trait_threshold,
-        coherence_threshold=args.coherence_threshold,
-        min_pairs=args.min_pairs,
-        max_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        judge=not args.no_judge,
-        self_judge=args.self_judge,
-    )
+    try:
+        task = _build_task(args, extract_vector)
+    except InputError as e:
+        raise PersonaError(as_flags(str(e), {"max_tokens": "--max-new-tokens"})) from None
     model_args = {"adapter": args.adapter} if args.adapter else {}
     with postprocess_disabled():
         logs = inspect_eval(
@@ -186,3 +180,21 @@ def _run_task(args: argparse.Namespace):
             "`inspect eval-retry` and then run `persona extract --from-log LOG`)"
         )
     return log
+
+
+def _build_task(args: argparse.Namespace, extract_vector: Any) -> Any:
+    """The ``extract_vector`` task for the verb's arguments (checked as ``-T`` arguments are)."""
+    return extract_vector(
+        trait=args.trait,
+        questions=args.questions,
+        rollouts=args.rollouts,
+        vectors=args.vectors,
+        filter=args.filter,
+        trait_threshold=args.trait_threshold,
+        coherence_threshold=args.coherence_threshold,
+        min_pairs=args.min_pairs,
+        max_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        judge=not args.no_judge,
+        self_judge=args.self_judge,
+    )

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from persona import validate as check
+from persona.app.cli.options import split_names
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -66,9 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from persona.model.loading import load_model
     from persona.model.vector_store import trait_vector
 
-    names = list(
-        dict.fromkeys(t.strip() for arg in args.trait for t in arg.split(",") if t.strip())
-    )
+    names = split_names(args.trait)
     conv = tr.read_conversation(args.conversation, args.line)
     tr.check_replied(conv, args.generate)
     definitions = [traits.load(n) for n in names]

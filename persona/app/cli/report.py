@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from persona import validate as check
+from persona.app.cli.options import split_names
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +25,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--base", metavar="MODEL", help="base model string (needed when logs mix models)"
     )
-    p.add_argument("--traits", nargs="+", metavar="TRAIT", help="only these traits (default: all)")
+    p.add_argument(
+        "--traits",
+        nargs="+",
+        metavar="TRAIT",
+        help="only these traits, space- or comma-separated (default: all)",
+    )
     p.add_argument("--vectors", metavar="DIR", help="vector folder for the geometry section")
     p.add_argument(
         "--min-coherence",
@@ -50,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         args.logs,
         args.out,
         base=args.base,
-        traits=args.traits,
+        traits=split_names(args.traits) or None,
         vectors=args.vectors,
         min_coherence=args.min_coherence,
         n_boot=args.n_boot,

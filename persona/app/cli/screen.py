@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from persona import validate as check
+from persona.app.cli.options import deprecated
 from persona.errors import PersonaError
 
 MAX_TOKENS = 2048  # tokens per scored sample: bounds memory whatever one line holds
@@ -66,12 +67,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-cache", action="store_true", help="regenerate base replies")
     p.add_argument("--skip-invalid", action="store_true", help="skip (and count) invalid lines")
     p.add_argument(
-        "--max-tokens",
+        "--max-length",
         type=check.count,
         default=MAX_TOKENS,
-        help=f"cut longer samples to this many tokens, with a warning (default {MAX_TOKENS}; "
+        help=f"tokens per sample: cut longer ones, with a warning (default {MAX_TOKENS}; "
         "never more than the model's context)",
     )
+    deprecated(p, "--max-tokens", "--max-length", type=check.count)
     p.set_defaults(func=run)
 
 
@@ -104,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     trait = traits.load(args.trait)
     lm = load_model(args.model)
     vector, layer = load_trait_vector(lm, trait, args.vectors, args.layer)
-    data = _fit_context(data, lm, args.max_tokens)
+    data = _fit_context(data, lm, args.max_length)
     options = ScreenOptions(
         fast=args.fast,
         max_new_tokens=args.max_new_tokens,

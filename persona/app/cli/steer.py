@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from persona import validate as check
 from persona.errors import PersonaError
@@ -41,6 +42,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def have_vectors(vectors: str, trait: str) -> None:
+    """Fail in one line when ``vectors`` holds no vector of ``trait`` for any model."""
+    path = Path(vectors).expanduser()
+    if path.is_file():
+        return
+    if not path.is_dir() or not any(path.glob(f"*/{trait}.safetensors")):
+        raise PersonaError(
+            f"no {trait} vector in {vectors}: create it with "
+            f"`persona extract --trait {trait} --vectors {vectors}` or pass --vectors"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     import traits
     from persona.model.engine import POSITIONS, Engine, Request, Sampling, Steer
@@ -52,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if args.positions not in POSITIONS:
         raise PersonaError(f"unknown --positions {args.positions!r}: use {', '.join(POSITIONS)}")
     trait = traits.load(args.trait)
+    have_vectors(args.vectors, trait.name)  # before the model loads (seconds to minutes)
     lm = load_model(args.model, adapter=args.adapter)
     hint = trait.layer_hint(lm.model_id)
     vector, layer = trait_vector(args.vectors, lm, trait.name, layer=args.layer, hint=hint)
