@@ -33,6 +33,7 @@ from persona.model.engine import POSITIONS
 from persona.model.vector_store import StoredVector, VectorStore, resolve_layer, source_shape
 from persona.provider.api import InspectInputError
 from scorers import (
+    behaviour,
     check_judge,
     checkpoint_deltas,
     correlations,
@@ -101,7 +102,7 @@ R = TypeVar("R")
 DEFAULT_VECTORS = "vectors"  # under the launch directory, when neither -T nor -M vectors is set
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_TEMPERATURE = 1.0
-PERSONA_METRICS = [{"*": [mean(), stderr()]}, correlations()]
+PERSONA_METRICS = [behaviour(), {"*": [mean(), stderr()]}, correlations()]  # headline first
 
 
 TaskInputError = InspectInputError  # bad task input: one message, non-zero exit, no traceback

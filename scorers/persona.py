@@ -16,7 +16,7 @@ from persona.analysis.judge import LIKELIHOOD_KEY, MIN_MASS, Judgement
 from persona.errors import PersonaError
 from scorers.judging import Judge, ask, cache_policy, pick_mode, resolve_judge
 from scorers.likelihood import judge_likelihood, sample_question
-from scorers.metrics import correlations
+from scorers.metrics import behaviour, correlations
 from scorers.projection import persona_metadata, read_projections
 from scorers.rubrics import coherence_prompt
 from solvers._resolve import is_persona
@@ -98,7 +98,17 @@ def behaviour_measure(llm_judge: Judge | None, likelihood: bool) -> str | None:
     return "self_judge" if llm_judge is not None else None
 
 
-@scorer(metrics=[{"*": [mean(), stderr()]}, correlations()])
+def _ordered(
+    measured: dict[str, float], measure: str | None, projections: dict[str, float]
+) -> dict[str, float]:
+    """The score's keys, the behaviour measure in use first (Inspect's headline metric), then
+    the other measured keys and the projections. Keys never measured are absent, not NaN."""
+    head = LIKELIHOOD_KEY if measure == LIKELIHOOD_KEY else "trait"
+    first = {head: measured[head]} if head in measured else {}
+    return {**first, **measured, **projections}
+
+
+@scorer(metrics=[behaviour(), {"*": [mean(), stderr()]}, correlations()])
 def persona_score(
     trait: str | None = None,
     judge: bool = True,
@@ -109,9 +119,11 @@ def persona_score(
     likelihood: bool | None = None,
     likelihood_model: str | None = None,
 ) -> Scorer:
-    """One dict per sample: ``trait``, ``coherence``, ``proj_response``, ``proj_prompt_last``
-    (plus ``proj_*_<other>`` for cross-trait captures) and ``likelihood`` when the likelihood
-    judge runs. NaN marks what could not be measured.
+    """One dict per sample: the behaviour measure in use first (``likelihood`` or ``trait``),
+    then ``coherence`` when judged and ``proj_response``, ``proj_prompt_last`` (plus
+    ``proj_*_<other>`` for cross-trait captures) when captured. A key is present only when its
+    measure ran (so no metric is NaN for want of a judge); NaN marks a sample it could not score.
+    ``answer`` is the reply, so replies show in ``inspect view``.
 
     The LLM judge is the ``judge`` model role. Without one a ``persona/`` model under evaluation
     would judge itself, which carries no signal for small models: that 0-100 self-judge is
@@ -134,19 +146,16 @@ def persona_score(
             can = local or likelihood_model is not None
             use_likelihood = bool(judge and can and (jd is None or jd.is_subject))
         projections, info = read_projections(state)
-        value = {
-            "trait": results["trait"].value if "trait" in results else math.nan,
-            "coherence": results["coherence"].value if "coherence" in results else math.nan,
-            **projections,
-        }
         meta = _judge_meta(jd, mode, results)
+        measured: dict[str, float] = {k: r.value for k, r in results.items()}
         if use_likelihood:
             lk = await judge_likelihood(
                 name, sample_question(state), state.output.completion, likelihood_model
             )
-            value[LIKELIHOOD_KEY] = lk.value
+            measured[LIKELIHOOD_KEY] = lk.value
             meta.update(lk.metadata())
         meta["behaviour_measure"] = behaviour_measure(jd, use_likelihood)
+        value = _ordered(measured, meta["behaviour_measure"], projections)
         cond = PersonaCondition(store=state.store)
         persona = persona_metadata(state)
         metadata = {
@@ -165,9 +174,10 @@ def persona_score(
             explanation += f" (judge {jd.name}, {metadata['judge_mode']})"
         return Score(
             value=value,
+            answer=state.output.completion,
             explanation=explanation,
             metadata=metadata,
-            reason=metadata["unscored_reason"] if math.isnan(value["trait"]) else None,
+            reason=metadata["unscored_reason"] if math.isnan(value.get("trait", 0.0)) else None,
         )
 
     return score

@@ -27,14 +27,14 @@ def read_projections(state: TaskState) -> tuple[dict[str, float], dict[str, Any]
     and info (``trait``, ``layer``, ``vector``) for the primary trait.
 
     Keys are present (NaN when missing) for every vector the capture asked for, so all samples of
-    a task share one key set.
+    a task share one key set; without a capture there are none.
     """
     cond = PersonaCondition(store=state.store)
     cap = cond.capture
     primary = cap.trait if cap else None
     vectors = cap.vectors if cap else {}
     found = persona_metadata(state).get("projections") or {}
-    values = {key: math.nan for key in KEYS}
+    values = {key: math.nan for key in KEYS} if vectors else {}
     info: dict[str, Any] = {"trait": primary, "layer": None, "vector": None}
     for name, ref in vectors.items():
         stats = (found.get(ref.path) or {}).get(str(ref.layer)) or {}

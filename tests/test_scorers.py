@@ -140,7 +140,9 @@ def test_logprobs_judge_exact_refusal_and_low_mass(tmp_path):
     expected = (50 * 0.5 + 60 * 0.25) / 0.75
     assert exact.value["trait"] == pytest.approx(expected, abs=1e-9)
     assert exact.value["coherence"] == pytest.approx(expected, abs=1e-9)
-    assert math.isnan(exact.value["proj_response"]) and math.isnan(exact.value["proj_prompt_last"])
+    assert list(exact.value) == ["trait", "coherence"]  # no capture: no projection keys
+    reply = next(s.output.completion for s in log.samples if s.id == "exact-case")
+    assert reply and exact.answer == reply  # the reply shows in inspect view's answer column
     meta = exact.metadata
     assert meta["judge_model"] == "fixedjudge/judge"
     assert meta["judge_mode"] == "logprobs"
@@ -169,7 +171,7 @@ def test_logprobs_judge_exact_refusal_and_low_mass(tmp_path):
     metrics = {s.name: s for s in log.results.scores}
     assert metrics["trait"].metrics["mean"].value == pytest.approx(expected)
     assert metrics["trait"].unscored_samples == 2
-    assert "pearson_trait_proj_response" in metrics["persona_score"].metrics
+    assert not any(k.startswith("pearson") for k in metrics["persona_score"].metrics)  # unmeasured
 
 
 def test_single_scorers_mark_unscored(tmp_path):
@@ -340,12 +342,23 @@ def test_correlations_match_numpy_and_handle_nan():
     assert out["spearman_trait_proj_response"] == pytest.approx(spearmanr(x, y).statistic)
 
 
-def test_correlations_undefined_cases_are_nan():
+def test_correlations_undefined_or_unmeasured_are_left_out():
     two = [_ss({"trait": 1.0, "proj_response": 1.0, "proj_prompt_last": 1.0})] * 2
-    assert all(math.isnan(v) for v in correlations()(two).values())
+    assert correlations()(two) == {}
     flat = [_ss({"trait": 5.0, "proj_response": float(i), "proj_prompt_last": i}) for i in range(5)]
-    assert all(math.isnan(v) for v in correlations()(flat).values())
-    assert all(math.isnan(v) for v in correlations()([]).values())
+    assert correlations()(flat) == {}
+    assert correlations()([]) == {}
+    lk = [
+        _ss({"likelihood": 0.1 * i, "proj_response": i**2, "proj_prompt_last": -i})
+        for i in range(5)
+    ]
+    out = correlations()(lk)
+    assert set(out) == {
+        f"{m}_likelihood_{y}"
+        for m in ("pearson", "spearman")
+        for y in ("proj_response", "proj_prompt_last")
+    }
+    assert out["spearman_likelihood_proj_prompt_last"] == pytest.approx(-1.0)
 
 
 def test_checkpoint_deltas():
@@ -356,8 +369,18 @@ def test_checkpoint_deltas():
         _ss({"trait": math.nan, "proj_prompt_last": 6.0, "proj_response": 7.0}, "ft/a"),
     ]
     out = checkpoint_deltas()(scores)
-    assert out == {
+    assert out == {  # no likelihood key in the scores: no likelihood_delta, not a NaN one
         "shift_prompt_last_ft_a": pytest.approx(5.0 - 2.0),
         "shift_response_ft_a": pytest.approx(6.0 - 2.0),
         "trait_delta_ft_a": pytest.approx(40.0 - 15.0),
     }
+
+
+def test_checkpoint_deltas_give_the_likelihood_change_first():
+    scores = [
+        _ss({"likelihood": -0.1, "proj_prompt_last": 1.0}),
+        _ss({"likelihood": 0.3, "proj_prompt_last": 1.0}, "ft"),
+    ]
+    out = checkpoint_deltas()(scores)
+    assert list(out)[0] == "likelihood_delta_ft"
+    assert out["likelihood_delta_ft"] == pytest.approx(0.4)

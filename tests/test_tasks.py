@@ -87,7 +87,7 @@ def test_extract_vector_writes_the_vector(extraction, vector_file):
     assert {s.metadata["polarity"] for s in samples} == {"pos", "neg"}
     for s in samples:
         score = s.scores["persona_score"]
-        assert set(score.value) == KEYS
+        assert set(score.value) == {"trait", "coherence", "likelihood"}  # no projection captured
         assert math.isfinite(score.value["trait"]) and math.isfinite(score.value["coherence"])
         assert score.metadata["judge_is_subject"] is True
         assert score.metadata["judge_mode"] == "candidates"
@@ -170,9 +170,9 @@ def test_trait_eval_steered(extraction, vector_file, tiny_dir, work):
     assert len(log.samples) == 2
     for s in log.samples:
         score = s.scores["persona_score"]
-        assert set(score.value) == KEYS
+        # no judge role: no self-judge by default, and no NaN trait/coherence keys either
+        assert list(score.value) == ["likelihood", "proj_response", "proj_prompt_last"]
         assert math.isfinite(score.value["proj_response"] + score.value["proj_prompt_last"])
-        assert math.isnan(score.value["trait"])  # no judge role: no self-judge by default
         assert score.metadata["behaviour_measure"] == "likelihood"
         assert score.metadata["steering_active"] is True
         assert score.metadata["vector"] == str(vector_file.resolve())
@@ -182,8 +182,10 @@ def test_trait_eval_steered(extraction, vector_file, tiny_dir, work):
             "coef=2,L=2",
         )
     metrics = {s.name: s.metrics for s in log.results.scores}
-    assert {"trait", "coherence", "proj_response", "proj_prompt_last"} <= set(metrics)
-    assert "spearman_trait_proj_prompt_last" in metrics["persona_score"]
+    assert list(metrics)[:2] == ["persona_score", "likelihood"]
+    assert list(metrics["persona_score"])[0] == "likelihood"  # the headline
+    assert "trait" not in metrics and "coherence" not in metrics  # never measured: not shown
+    assert "spearman_likelihood_proj_prompt_last" in metrics["persona_score"]
     assert log.eval.task_args["trait"] == "evil"
 
 
@@ -302,7 +304,7 @@ def test_inspect_eval_command_line(extraction, tiny_dir, work):
     (info,) = list_eval_logs(str(work / "cli-logs"))
     log = read_eval_log(info.name)
     assert log.status == "success"
-    assert set(log.samples[0].scores["persona_score"].value) == KEYS
+    assert set(log.samples[0].scores["persona_score"].value) == KEYS - {"trait", "coherence"}
     assert log.eval.task_args["vectors"] == "vectors"
     adapters = {s.output.metadata["persona"]["adapter"] for s in log.samples}
     assert adapters == {None, str((work / "lora-cli").resolve())}
@@ -523,7 +525,7 @@ def test_sweep_without_judge_neither_judges_nor_writes(vector_file, tiny_dir, wo
     )
     assert "no layer is chosen" in caplog.text
     for s in log.samples:
-        assert math.isnan(s.scores["persona_score"].value["trait"])
+        assert "trait" not in s.scores["persona_score"].value  # judge=False: not measured
         assert math.isfinite(s.scores["persona_score"].value["proj_response"])
     assert vector_file.stat().st_mtime_ns == before
 
