@@ -1,5 +1,6 @@
 """The README's commands are real: every `persona` command parses (run with --help) and every
-`inspect eval` line names an existing task file whose -T parameters that task accepts."""
+`inspect eval` line names a registered task (`persona_evals/<task>`) or an existing task file
+whose -T parameters that task accepts."""
 
 from __future__ import annotations
 
@@ -53,10 +54,19 @@ def test_persona_commands_parse(argv, capsys):
 def test_inspect_eval_lines_name_real_tasks_and_parameters(argv):
     import importlib
 
-    path = Path(argv[2])
-    assert (README.parent / path).exists(), f"{path} does not exist"
-    module = importlib.import_module(f"evals.{path.stem}")
-    params = inspect.signature(getattr(module, path.stem)).parameters
+    import evals.tasks
+    from persona.app.registry import NAMESPACE
+
+    spec = argv[2]
+    if spec.startswith(f"{NAMESPACE}/"):  # a registered task name
+        name = spec.split("/", 1)[1]
+        assert name in evals.tasks.__all__, f"{spec} is not a registered task"
+    else:
+        path = Path(spec.split("@")[0])
+        assert (README.parent / path).exists(), f"{path} does not exist"
+        name = path.stem
+    module = importlib.import_module(f"evals.{name}")
+    params = inspect.signature(getattr(module, name)).parameters
     for flag, value in zip(argv, argv[1:], strict=False):
         if flag == "-T":
             assert value.split("=")[0] in params, f"{path.stem} has no parameter {value}"

@@ -46,6 +46,7 @@ class Report:
     monitoring_points: dict[tuple[str, str, str], pd.DataFrame]  # (condition, question) points
     steering: pd.DataFrame
     operating_points: pd.DataFrame
+    prompting: pd.DataFrame  # steering sweeps' prompting baseline (trait's own system prompts)
     geometry: Geometry
     judges: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
@@ -80,7 +81,10 @@ def _missing(frame: pd.DataFrame, base: str, steer: pd.DataFrame, monit: pd.Data
         )
     elif no_proj:
         out.append("no prompt-last projections in the logs: " + PRODUCED_BY["projections"])
-    if frame["trait"].isna().all():
+    likelihood = frame["likelihood"] if "likelihood" in frame.columns else None
+    if frame["trait"].isna().all() and likelihood is not None and likelihood.notna().any():
+        pass  # behaviour by the likelihood judge (nats/token): no 0-100 scores were asked for
+    elif frame["trait"].isna().all():
         out.append(
             "no judge scores in the logs (every `trait` is unscored): " + PRODUCED_BY["scores"]
         )
@@ -163,6 +167,7 @@ def build_report(
         monitoring_points=monit_points,
         steering=steer,
         operating_points=st.operating_points(steer, min_coherence=min_coherence),
+        prompting=st.prompting_table(frame, chosen, n_boot=n_boot, seed=seed),
         geometry=geometry,
         judges=judges,
         warnings=warnings,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from html import escape
 
 from persona.analysis.report.build import Report
@@ -12,7 +13,8 @@ CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;
 max-width:1200px}
 h1{font-size:1.6em}h2{margin-top:1.8em;border-bottom:1px solid #ddd;padding-bottom:4px}
-table{border-collapse:collapse;margin:10px 0 18px;font-size:13px}
+table{border-collapse:collapse;margin:10px 0 18px;font-size:13px;max-width:100%}
+td,th{overflow-wrap:anywhere}
 th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f2f2f2;cursor:pointer;user-select:none;white-space:nowrap}
 th.asc::after{content:" \\25B2"}th.desc::after{content:" \\25BC"}
@@ -73,8 +75,8 @@ def _table(t: Table) -> str:
 def _section(sec: Section, images: dict[str, bytes]) -> str:
     parts = [f'<section id="{escape(sec.id)}"><h2>{escape(sec.title)}</h2>']
     if sec.text:
-        parts.append(f"<p>{escape(sec.text)}</p>")
-    parts += [f'<p class="note">{escape(n)}</p>' for n in sec.notes]
+        parts.append(f"<p>{prose(sec.text)}</p>")
+    parts += [f'<p class="note">{prose(n)}</p>' for n in sec.notes]
     parts += [_table(t) for t in sec.tables]
     for name, alt in sec.images:
         data = base64.b64encode(images[name]).decode("ascii")
@@ -87,12 +89,20 @@ def _section(sec: Section, images: dict[str, bytes]) -> str:
 
 
 def _list(items: list[str]) -> str:
-    return "<ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>"
+    return "<ul>" + "".join(f"<li>{prose(i)}</li>" for i in items) + "</ul>"
+
+
+def prose(text: str) -> str:
+    """Escaped text with Markdown `code` spans as <code> (the report's prose is shared with
+    report.md, so it is written in Markdown)."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(text))
 
 
 def render_html(rep: Report, sections: list[Section], images: dict[str, bytes]) -> str:
     """The whole report as a string; no external resources."""
-    judges = ", ".join(sorted(set(rep.judges["judge"]))) if not rep.judges.empty else "none"
+    judges = (
+        ", ".join(sorted(set(rep.judges["judge"]))) if not rep.judges.empty else "no 0-100 judge"
+    )
     head = [
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
