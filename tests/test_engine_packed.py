@@ -52,3 +52,16 @@ def test_packed_needs_one_steering_setting(tiny):
     reqs = _requests(()) + _requests((Steer(vector, 2, 1.0),))
     with pytest.raises(PersonaError, match="one steering setting"):
         score_packed(Engine(tiny), reqs)
+
+
+def test_packed_on_gpt2(tiny_gpt2_dir):
+    from persona.model.loading import load_model
+
+    lm = load_model(str(tiny_gpt2_dir), device="cpu")
+    engine = Engine(lm)
+    steer = (Steer(torch.ones(lm.hidden_size) * 4, 2, 1.0, "all"),)
+    reqs = _requests(steer)
+    want = engine.score(reqs, logprobs=True)
+    got = score_packed(engine, reqs, max_nodes=24)
+    for w, g in zip(want, got, strict=True):
+        assert g.response_logprob == pytest.approx(w.response_logprob, abs=1e-4)
