@@ -14,9 +14,9 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;
 max-width:1200px}
 h1{font-size:1.6em}h2{margin-top:1.8em;border-bottom:1px solid #ddd;padding-bottom:4px}
 table{border-collapse:collapse;margin:10px 0 18px;font-size:13px;max-width:100%}
-td,th{overflow-wrap:anywhere}
-th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f2f2f2;cursor:pointer;user-select:none;white-space:nowrap}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top;
+overflow-wrap:break-word}
+th{background:#f2f2f2;cursor:pointer;user-select:none}
 th.asc::after{content:" \\25B2"}th.desc::after{content:" \\25BC"}
 tr:nth-child(even) td{background:#fafafa}
 caption{text-align:left;font-weight:600;padding:4px 0}
@@ -60,10 +60,16 @@ if (location.hash === '#sort-selftest') {  // used by the headless-browser test
 """
 
 
+def _cell(value: object) -> str:
+    """Escaped cell text that may break after a path's '/' (names wrap, numbers never do;
+    'n/a' stays whole)."""
+    return re.sub(r"(?<=\w)/(?=[\w.-]{2})", "/<wbr>", escape(str(value)))
+
+
 def _table(t: Table) -> str:
     head = "".join(f"<th>{escape(str(c))}</th>" for c in t.frame.columns)
     rows = "".join(
-        "<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in r) + "</tr>"
+        "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in r) + "</tr>"
         for r in t.frame.itertuples(index=False)
     )
     return (
@@ -101,7 +107,9 @@ def prose(text: str) -> str:
 def render_html(rep: Report, sections: list[Section], images: dict[str, bytes]) -> str:
     """The whole report as a string; no external resources."""
     judges = (
-        ", ".join(sorted(set(rep.judges["judge"]))) if not rep.judges.empty else "no 0-100 judge"
+        ", ".join(sorted(set(rep.judges["judge"])))
+        if not rep.judges.empty
+        else "none (no behaviour measured)"
     )
     head = [
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',

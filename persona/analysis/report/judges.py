@@ -6,6 +6,8 @@ import re
 
 import pandas as pd
 
+from persona.analysis.judge import JUDGE_UNIT, LIKELIHOOD_KEY, LIKELIHOOD_UNIT
+
 _SIZE = re.compile(r"(?<![A-Za-z0-9.])(\d+(?:\.\d+)?)([mMbB])(?![A-Za-z])")
 SMALL_JUDGE = 1e9
 
@@ -33,10 +35,36 @@ def judge_of(rows: pd.DataFrame) -> tuple[str | None, bool | None]:
     return (", ".join(judges) or "unknown"), bool(subject)
 
 
+def _likelihood_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose behaviour the likelihood judge measured, with ``judge_model`` naming it as the
+    checkpoint table does ('likelihood judge M (nats/token)')."""
+    if LIKELIHOOD_KEY not in frame or "behaviour_measure" not in frame:
+        return frame.iloc[0:0]
+    rows = frame[(frame["behaviour_measure"] == LIKELIHOOD_KEY) & frame[LIKELIHOOD_KEY].notna()]
+    model = rows.get("likelihood_model", pd.Series(None, index=rows.index)).astype(str)
+    return rows.assign(
+        judge_model=[f"likelihood judge {m} ({LIKELIHOOD_UNIT})" for m in model],
+        judge_is_subject=False,
+        _measure=f"likelihood judge ({LIKELIHOOD_UNIT})",
+    )
+
+
 def judge_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per judge: how many scores it gave, for which traits and checkpoints."""
-    scored = frame[frame["trait"].notna() | frame["coherence"].notna()]
-    cols = ["judge", "judge_is_subject", "n_scores", "traits", "checkpoints", "parameters"]
+    """One row per judge (0-100 judges and the likelihood judge): how many scores it gave, on
+    which scale, for which traits and checkpoints."""
+    cols = [
+        "judge",
+        "judge_is_subject",
+        "measure",
+        "n_scores",
+        "traits",
+        "checkpoints",
+        "parameters",
+    ]
+    judged = frame[frame["trait"].notna() | frame["coherence"].notna()].assign(
+        _measure=f"0-100 judge ({JUDGE_UNIT})"
+    )
+    scored = pd.concat([judged, _likelihood_rows(frame)])
     if scored.empty:
         return pd.DataFrame(columns=cols)
     scored = scored.assign(
@@ -45,15 +73,21 @@ def judge_table(frame: pd.DataFrame) -> pd.DataFrame:
         | (scored["judge_model"].astype(str) == scored["model"].astype(str)),
     )
     records = []
-    for (judge, subject), g in scored.groupby(["_judge", "_subject"], sort=True):
+    for (judge, subject, measure), g in scored.groupby(
+        ["_judge", "_subject", "_measure"], sort=True
+    ):
+        likelihood = LIKELIHOOD_UNIT in measure
         records.append(
             {
                 "judge": judge,
                 "judge_is_subject": bool(subject),
+                "measure": measure,
                 "n_scores": len(g),
                 "traits": ", ".join(sorted(g["trait_name"].dropna().astype(str).unique())),
                 "checkpoints": ", ".join(sorted(g["checkpoint_id"].astype(str).unique())),
-                "parameters": parameter_count(judge),
+                # the likelihood judge is a fixed model scoring by teacher forcing, validated
+                # per trait (docs/judges.md): its size says nothing about the 0-100 rubric
+                "parameters": None if likelihood else parameter_count(judge),
             }
         )
     return pd.DataFrame.from_records(records, columns=cols)

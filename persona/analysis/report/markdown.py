@@ -22,7 +22,9 @@ def _table(t: Table) -> str:
 def render_markdown(rep: Report, sections: list[Section]) -> str:
     """The whole report as Markdown."""
     judges = (
-        ", ".join(sorted(set(rep.judges["judge"]))) if not rep.judges.empty else "no 0-100 judge"
+        ", ".join(sorted(set(rep.judges["judge"])))
+        if not rep.judges.empty
+        else "none (no behaviour measured)"
     )
     out = [
         "# Persona trait report",

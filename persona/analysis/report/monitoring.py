@@ -359,6 +359,7 @@ def curves(pts: pd.DataFrame, trait: str, *, n_boot: int, seed: int) -> Figure |
             err = np.vstack([np.nan_to_num(mid - lo), np.nan_to_num(hi - mid)])
             ax = axes[i][j]
             ax.errorbar(levels, mid, yerr=np.clip(err, 0, None), marker="o", ms=4, capsize=2)
+            ax.set_xticks(levels, [f"{lv:g}" for lv in levels])  # grades and shots are whole
             ax.set_xlabel(LEVEL_NAMES[keys[family]], fontsize=8)
             ax.set_ylabel(label, fontsize=8)
             ax.set_title(f"{family}: {'projection' if col == 'proj' else 'behaviour'}", fontsize=9)

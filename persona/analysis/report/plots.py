@@ -45,8 +45,10 @@ def _num(v: object) -> float:
 def _r_text(r: object, n: int, note: object = None) -> str:
     rv = _num(r)
     if math.isnan(rv):
-        return f"r n/a ({note or 'needs >= 3'}), n = {n}"
-    return f"r = {rv:.2f}, n = {n}"
+        why = str(note or f"needs >= {stats.MIN_CORR_N}").removeprefix("n/a ").strip("()")
+        return f"r n/a ({why}), n = {n}"
+    descriptive = " (descriptive only)" if str(note or "").startswith("descriptive") else ""
+    return f"r = {rv:.2f}{descriptive}, n = {n}"
 
 
 def _err(lo: pd.Series, mid: pd.Series, hi: pd.Series) -> np.ndarray | None:
@@ -87,10 +89,10 @@ def shift_vs_trait(rows: pd.DataFrame, trait: str, corr: pd.Series | None) -> Fi
     ax.axvline(0, color="0.85", lw=0.8, zorder=0)
     n = int(corr["n"]) if corr is not None else len(rows)
     r_text = _r_text(corr["pearson_r"], n, corr["note"]) if corr is not None else "r n/a"
-    ax.set_title(f"{trait}: fine-tuning shift vs trait-score change ({r_text})")
-    ax.set_xlabel(f"fine-tuning shift, prompt-last ({PROJ_UNIT})")
+    ax.set_title(f"{trait}: fine-tuning shift vs behaviour change\n({r_text})", fontsize=10)
+    ax.set_xlabel(f"fine-tuning shift, prompt-last\n({PROJ_UNIT})")
     measures = sorted({str(m) for m in rows.get("measure", pd.Series(dtype=object)).dropna()})
-    ax.set_ylabel(f"trait score change vs base\n({', '.join(measures) or SCORE_UNIT})")
+    ax.set_ylabel(f"behaviour change vs base\n{', '.join(measures) or SCORE_UNIT}")
     if len(rows):
         ax.legend(fontsize=8, loc="best")
     return fig

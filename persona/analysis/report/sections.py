@@ -6,14 +6,20 @@ import math
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from persona.analysis import stats
+from persona.analysis.judge import LIKELIHOOD_UNIT
 from persona.analysis.report import monitoring as mon
 from persona.analysis.report import plots
 from persona.analysis.report.build import Report
 
 NA = "n/a"
+JUDGE_DIGITS = 1  # 0-100 judge points
+LIKELIHOOD_DIGITS = 3  # nats/token
+PROJ_DIGITS = 2  # projection units
+MOST_DIGITS = 4
 
 
 @dataclass
@@ -53,11 +59,22 @@ def num(v: object, digits: int = 3) -> str:
     return text[1:] if text.startswith("-") and float(text) == 0.0 else text
 
 
+def count(v: object) -> str:
+    """A count or a mean count: '3', '2.5'; n/a."""
+    f = _f(v)
+    return NA if f is None else (str(int(f)) if f.is_integer() else f"{f:.1f}")
+
+
 def pval(v: object) -> str:
     f = _f(v)
     if f is None:
         return NA
     return f"{f:.2g}" if f < 0.001 else f"{f:.3f}"
+
+
+def p_cell(p: object, r: object) -> str:
+    """A p-value, or a dash where r is descriptive only (nothing was tested), else n/a."""
+    return pval(p) if _f(p) is not None else ("-" if _f(r) is not None else NA)
 
 
 def with_ci(v: object, lo: object, hi: object, digits: int = 3) -> str:
@@ -70,10 +87,48 @@ def with_ci(v: object, lo: object, hi: object, digits: int = 3) -> str:
 
 
 def corr_cell(r: object, lo: object, hi: object, n: object, note: object) -> str:
+    """'r [lo, hi]'; 'r (descriptive only: n < 6)' without a CI; 'n/a (why)' without an r."""
     if _f(r) is None:
         n_int = int(_f(n) or 0)
-        return f"n/a (needs >= {stats.MIN_CORR_N})" if n_int < stats.MIN_CORR_N else f"n/a ({note})"
+        if n_int < stats.MIN_CORR_N:
+            return f"n/a (needs >= {stats.MIN_CORR_N})"
+        return f"n/a ({note})" if note else NA
+    if (_f(lo) is None or _f(hi) is None) and note:
+        return f"{num(r, 2)} ({note})"
     return with_ci(r, lo, hi, 2)
+
+
+def digits_for(values: object, digits: int) -> int:
+    """Decimals for a column: ``digits`` (its unit's), more while its typical non-zero value
+    would show fewer than two significant digits (a shift of 0.007 is not '0.01'), at most 4."""
+    sizes = [abs(f) for v in values for f in [_f(v)] if f]  # type: ignore[attr-defined]
+    if not sizes:
+        return digits
+    need = 1 - math.floor(math.log10(float(np.median(sizes))))
+    return min(max(digits, need), MOST_DIGITS)
+
+
+def measure_digits(measure: object) -> int:
+    """Decimals a behaviour value needs on its measure's scale (the measure text names the
+    unit: nats/token for the likelihood judge, else 0-100 judge points)."""
+    return LIKELIHOOD_DIGITS if LIKELIHOOD_UNIT in str(measure or "") else JUDGE_DIGITS
+
+
+def behaviour_column(frame: pd.DataFrame, name: str, value: str = "") -> list[str]:
+    """Like :func:`ci_column` for a behaviour value, with each row's decimals fit to its
+    ``measure`` column's scale (and to the typical size of that measure's values)."""
+    measures = frame["measure"].map(lambda m: str(m or ""))
+    digits = {
+        m: digits_for(frame.loc[measures == m, value or name], measure_digits(m))
+        for m in measures.unique()
+    }
+    cols = (frame[value or name], frame[f"{name}_ci_lo"], frame[f"{name}_ci_hi"], measures)
+    return [with_ci(v, lo, hi, digits[m]) for v, lo, hi, m in zip(*cols, strict=True)]
+
+
+def measured(frame: pd.DataFrame, column: str) -> bool:
+    """Whether any row has a value in ``column`` (a measure never taken gets no column)."""
+    return column in frame and bool(frame[column].notna().any())
 
 
 def ci_column(frame: pd.DataFrame, name: str, digits: int = 3, value: str = "") -> list[str]:
@@ -98,34 +153,38 @@ def _checkpoint_section(rep: Report, images: dict[str, bytes]) -> Section:
         "checkpoints",
         "1. Checkpoints",
         "Per checkpoint and trait: fine-tuning shift (mean projection under the checkpoint minus "
-        "under the base, paired by question; prompt-last and response variants), mean trait "
-        "score (the 0-100 judge's, or the likelihood judge's in nats/token: see the measure "
-        "column) and coherence, and their change vs base. Brackets are bootstrap 95% CIs over "
-        "questions; a change between two measures is not computed.",
+        "under the base, paired by question; prompt-last and response variants, in projection "
+        "units), mean behaviour (the 0-100 judge's trait score in judge points, or the "
+        "likelihood judge's in nats/token, > 0 leaning to the trait: see the measure column), "
+        "coherence where a judge scored it, and their change vs base. Brackets are bootstrap 95% "
+        "CIs over questions; a change between two measures is not computed.",
     )
     t = rep.checkpoints
     if t.empty:
         sec.notes.append("no unsteered rows without a system prompt: nothing to compare")
         return sec
-    disp = pd.DataFrame(
-        {
-            "checkpoint": t["checkpoint"] + t["is_base"].map(lambda b: " (base)" if b else ""),
-            "trait": t["trait"],
-            "n questions": t["n"].astype(int).astype(str),
-            "shift prompt-last": ci_column(t, "shift_prompt_last"),
-            "shift response": ci_column(t, "shift_response"),
-            "trait score": ci_column(t, "trait", 1, "trait_mean"),
-            "trait change": ci_column(t, "trait_delta", 1),
-            "coherence": ci_column(t, "coherence", 1, "coherence_mean"),
-            "coherence change": ci_column(t, "coherence_delta", 1),
-            "pairing": t["pairing"],
-            "measure": t["measure"].map(lambda v: v or NA),
-            "judge": [
-                (j or NA) + (" (SELF-JUDGED)" if s is True else "")
-                for j, s in zip(t["judge"], t["judge_is_subject"], strict=True)
-            ],
-        }
-    )
+    shift_digits = digits_for(pd.concat([t["shift_prompt_last"], t["shift_response"]]), PROJ_DIGITS)
+    columns = {
+        "checkpoint": t["checkpoint"] + t["is_base"].map(lambda b: " (base)" if b else ""),
+        "trait": t["trait"],
+        "n questions": t["n"].astype(int).astype(str),
+        "shift prompt-last": ci_column(t, "shift_prompt_last", shift_digits),
+        "shift response": ci_column(t, "shift_response", shift_digits),
+        "behaviour": behaviour_column(t, "trait", "trait_mean"),
+        "behaviour change": behaviour_column(t, "trait_delta"),
+    }
+    if measured(t, "coherence_mean"):
+        columns["coherence"] = ci_column(t, "coherence", JUDGE_DIGITS, "coherence_mean")
+        columns["coherence change"] = ci_column(t, "coherence_delta", JUDGE_DIGITS)
+    columns |= {
+        "pairing": t["pairing"],
+        "measure": t["measure"].map(lambda v: v or NA),
+        "judge": [
+            (j or NA) + (" (SELF-JUDGED)" if s is True else "")
+            for j, s in zip(t["judge"], t["judge_is_subject"], strict=True)
+        ],
+    }
+    disp = pd.DataFrame(columns)
     sec.tables.append(Table("Checkpoint table", disp))
     candidates = t[~t["is_base"].astype(bool)]
     for trait in rep.traits:
@@ -143,9 +202,10 @@ def _correlation_section(rep: Report, images: dict[str, bytes]) -> Section:
         "shift-vs-behaviour",
         "2. Fine-tuning shift vs behaviour",
         "Across checkpoints (base excluded): correlation of the fine-tuning shift with the change "
-        "in trait score (the paper's Figure 6/20 analysis), over checkpoints whose behaviour has "
+        "in behaviour (the paper's Figure 6/20 analysis), over checkpoints whose behaviour has "
         "one measure. CIs are bootstrap 95% over checkpoints; a correlation needs at least "
-        f"{stats.MIN_CORR_N} checkpoints.",
+        f"{stats.MIN_CORR_N} checkpoints and is descriptive only (no CI, no p) below "
+        f"{stats.MIN_INFERENCE_N}.",
     )
     c = rep.correlations
     if c.empty:
@@ -157,12 +217,16 @@ def _correlation_section(rep: Report, images: dict[str, bytes]) -> Section:
             "shift": c["shift"],
             "n checkpoints": c["n"].astype(int).astype(str),
             "Pearson r [CI]": corr_column(c, "pearson"),
-            "Pearson p": c["pearson_p"].map(pval),
+            "Pearson p": [
+                p_cell(p, r) for p, r in zip(c["pearson_p"], c["pearson_r"], strict=True)
+            ],
             "Spearman rho [CI]": corr_column(c, "spearman"),
-            "Spearman p": c["spearman_p"].map(pval),
+            "Spearman p": [
+                p_cell(p, r) for p, r in zip(c["spearman_p"], c["spearman_r"], strict=True)
+            ],
         }
     )
-    sec.tables.append(Table("Shift vs trait-score change", disp))
+    sec.tables.append(Table("Shift vs behaviour change", disp))
     table = rep.checkpoints[~rep.checkpoints["is_base"].astype(bool)]
     for trait in rep.traits:
         rows = table[table["trait"] == trait]
@@ -214,9 +278,9 @@ def _monitoring_section(rep: Report, images: dict[str, bytes]) -> Section:
             "behaviour": m["measure"],
             "n (condition x question)": m["n"].astype(int).astype(str),
             "questions": m["n_questions"].astype(int).astype(str),
-            "rollouts/point": m["rollouts"].map(lambda v: num(v, 1)),
+            "rollouts/point": m["rollouts"].map(count),
             "overall r [CI]": corr_column(m, "pearson"),
-            "p": m["pearson_p"].map(pval),
+            "p": [p_cell(p, r) for p, r in zip(m["pearson_p"], m["pearson_r"], strict=True)],
             "within-condition r [CI]": corr_column(m, "within", "within_condition_r"),
             "conditions in within r": [
                 f"{num(a, 0)} of {num(b, 0)}"
@@ -269,6 +333,14 @@ def _steering_section(rep: Report, images: dict[str, bytes]) -> Section:
     s = rep.steering
     if s.empty:
         sec.notes.append("no steering sweep in the logs")
+        return sec
+    if not measured(s, "trait_mean") and not measured(s, "coherence_mean"):
+        sec.text = ""
+        sec.notes.append(
+            f"the steering sweep in the logs ({', '.join(sorted(set(s['trait'])))}) has no judged "
+            "trait or coherence scores, so there are no curves to draw: `steering_sweep` "
+            "measures them with a 0-100 judge (`--model-role judge=MODEL`)"
+        )
         return sec
     op = rep.operating_points
     disp = pd.DataFrame(
@@ -327,23 +399,27 @@ def _judges_section(rep: Report) -> Section:
     sec = Section(
         "judges",
         "Judges",
-        "Every judged trait and coherence number below was scored by the judge named in its "
-        "row of the checkpoint table; this table lists all judges in the logs.",
+        "Every behaviour number below (trait score and coherence from a 0-100 judge, in judge "
+        "points; or the likelihood judge's log-probability difference, in nats/token) was "
+        "measured by the judge named in its row of the checkpoint table; this table lists all "
+        "judges in the logs.",
     )
     j = rep.judges
     if j.empty:
-        sec.notes.append("no judged scores in the logs")
+        sec.notes.append("no judge in the logs: no behaviour was measured")
         return sec
     disp = pd.DataFrame(
         {
             "judge": j["judge"],
+            "measure": j["measure"],
             "is the model under evaluation": j["judge_is_subject"].map(
                 lambda b: "YES" if b else "no"
             ),
             "scores": j["n_scores"].astype(str),
-            "parameters (from name)": j["parameters"].map(
-                lambda p: "unknown" if _f(p) is None else f"{p / 1e9:.2g}B"
-            ),
+            "parameters (from name)": [
+                "-" if LIKELIHOOD_UNIT in m else ("unknown" if _f(p) is None else f"{p / 1e9:.2g}B")
+                for p, m in zip(j["parameters"], j["measure"], strict=True)
+            ],
             "traits": j["traits"],
             "checkpoints": j["checkpoints"],
         }
