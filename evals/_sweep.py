@@ -129,6 +129,8 @@ def calibrate_from_log(log: Any, *, write: bool = True, **_: Any) -> Calibration
         if s.error is not None or score is None or not isinstance(score.value, dict):
             continue
         meta = s.metadata or {}
+        if meta.get("polarity"):
+            continue  # the prompting baseline: a system prompt, not a steering cell
         rows.append(
             (
                 float(meta.get("coef") or 0.0),

@@ -4,10 +4,12 @@
         --model persona/smollm2-135m
 
 The chosen layer (largest trait effect among cells with mean coherence >= the threshold) is
-written into the vector's metadata when the run ends; later tasks steer and project there. The
-sweep runs on the trait's extraction questions, never on the eval questions the chosen layer is
-later evaluated on, with several rollouts per cell; the coherence bar is the paper's 80 when a
-separate judge is bound and 50 when the model judges itself (docs/tasks.md).
+written into the vector's metadata when the run ends (the prompting baseline, unsteered under
+the trait's own system prompts on the same questions, is measured beside it and never chosen);
+later tasks steer and project there. The sweep runs on the trait's extraction questions, never
+on the eval questions the chosen layer is later evaluated on, with several rollouts per cell;
+the coherence bar is the paper's 80 when a separate judge is bound and 50 when the model judges
+itself (docs/tasks.md).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from evals._common import (
     load_trait,
     log,
     persona_generate,
+    persona_prompt,
     persona_score,
     steer,
     steering_label,
@@ -42,11 +45,14 @@ from evals._common import (
     task,
     task_metadata,
     task_vectors,
+    trait_arg,
     user_errors,
 )
 from evals._sweep import coherence_bar
 
 DEFAULT_COEFS = "1,2"
+PROMPTED = "prompted"
+"""Condition of the prompting baseline: unsteered, under the trait's own (pos) system prompt."""
 
 
 def default_layers(num_layers: int) -> list[int]:
@@ -74,6 +80,7 @@ def steering_sweep(
     max_tokens: int = 128,
     temperature: float = DEFAULT_TEMPERATURE,
     seed: int | None = None,
+    prompting: bool = True,
 ) -> Task:
     """Steer at each layer with each coefficient (plus an unsteered baseline) and judge.
 
@@ -94,6 +101,9 @@ def steering_sweep(
             choice needs coherence scores); false records the likelihood judge instead.
         judge_mode, min_mass, max_tokens, temperature: as in trait_eval.
         seed: base sampling seed (rerun with another seed to check the choice is stable).
+        prompting: add the prompting baseline: the same questions and rollouts, unsteered,
+            under the trait's own system prompts (instruction pairs in turn), judged the same way,
+            so the report shows what steering reaches next to what prompting reaches.
     """
     definition = load_trait(trait)
     vectors = task_vectors(vectors)
@@ -133,6 +143,23 @@ def steering_sweep(
                 }
                 sample_id = f"extract_{i}/{cond}/r{r}"
                 dataset.append(Sample(input=question, id=sample_id, metadata=meta))
+        for r in range(rollouts if prompting else 0):
+            index = (i + r) % len(definition.instructions)
+            meta = {
+                "trait": definition.name,
+                "question_id": f"extract_{i}",
+                "question": question,
+                "rollout": r,
+                "condition": PROMPTED,
+                "polarity": "pos",
+                "instruction_index": index,
+                "coef": 0.0,
+                "layer": None,
+                "positions": None,
+                "checkpoint": "base",
+            }
+            sample_id = f"extract_{i}/{PROMPTED}/r{r}"
+            dataset.append(Sample(input=question, id=sample_id, metadata=meta))
     post = {
         "kind": "steering_sweep",
         "vector": str(path) if path else None,
@@ -145,6 +172,7 @@ def steering_sweep(
         dataset=dataset,
         setup=[judge_check(judge_mode)] if judge else None,
         solver=[
+            persona_prompt(trait=trait_arg(trait)),
             steer(vectors=vectors, positions=positions),
             capture(vectors=vectors),
             persona_generate(),

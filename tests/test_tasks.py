@@ -205,11 +205,11 @@ def test_steering_sweep_records_layer(extraction, vector_file, tiny_dir, work):
         vectors=str(sweep_vectors),
         **FAST,
     )
-    assert len(log.samples) == 1 * (1 + 2)
+    assert len(log.samples) == 1 * (1 + 2 + 1)  # base, two steered cells, prompting baseline
     evil = traits.load("evil")
     assert {s.metadata["question"] for s in log.samples} == {evil.extract_questions[0]}
     conditions = {s.metadata["condition"] for s in log.samples}
-    assert conditions == {"base", "coef=2,L=1", "coef=2,L=3"}
+    assert conditions == {"base", "coef=2,L=1", "coef=2,L=3", "prompted"}
     vec = load_vector(vector_path(sweep_vectors, str(tiny_dir.resolve()), "evil"))
     assert vec.layer in (1, 3)
     assert len(vec.meta["calibration"]["grid"]) == 2

@@ -181,10 +181,15 @@ def cosine(mat: pd.DataFrame, layer: int | None) -> Figure:
 
 
 def steering(
-    rows: pd.DataFrame, trait: str, checkpoint: str, op: pd.Series | None, min_coherence: float
+    rows: pd.DataFrame,
+    trait: str,
+    checkpoint: str,
+    op: pd.Series | None,
+    min_coherence: float,
+    prompted: pd.Series | None = None,
 ) -> Figure:
     """Trait score and coherence vs steering coefficient, one line per layer, with the
-    operating point starred."""
+    operating point starred and the prompting baseline (``prompted``) as a dotted line."""
     fig = Figure(figsize=(10.0, 4.2), layout="constrained")
     axes = fig.subplots(1, 2, sharex=True)
     for (key, label), ax in zip(
@@ -212,6 +217,14 @@ def steering(
                 markeredgecolor="black",
                 ls="none",
                 label=f"operating point (L{op['layer']}, coef {op['coef']:g})",
+            )
+        if prompted is not None and not pd.isna(prompted[f"{key}_mean"]):
+            ax.axhline(
+                prompted[f"{key}_mean"],
+                color="tab:purple",
+                ls=(0, (1, 1)),
+                lw=1.5,
+                label="prompting baseline (own system prompts)",
             )
         if key == "coherence":
             ax.axhline(

@@ -328,7 +328,9 @@ def _steering_section(rep: Report, images: dict[str, bytes]) -> Section:
         "Mean judged trait score and coherence per steering coefficient and layer (95% CI over "
         "questions; unsteered samples are every curve's zero point). Operating point: the "
         "largest effect sign(coef) x (trait score - unsteered score) whose mean coherence stays "
-        f">= {mc:g}, the rule steering_sweep uses to choose a layer.",
+        f">= {mc:g}, the rule steering_sweep uses to choose a layer. Prompting baseline: the "
+        "same questions, unsteered, under the trait's own system prompts, judged the same way "
+        "(what steering has to beat; the dotted line in the plots).",
     )
     s = rep.steering
     if s.empty:
@@ -355,6 +357,20 @@ def _steering_section(rep: Report, images: dict[str, bytes]) -> Section:
         }
     )
     sec.tables.append(Table("Operating points", disp))
+    pr = rep.prompting
+    if not pr.empty:
+        prompted = pd.DataFrame(
+            {
+                "trait": pr["trait"],
+                "checkpoint": pr["checkpoint"],
+                "n": pr["n"].map(lambda v: num(v, 0)),
+                "trait score": ci_column(pr, "trait", 1, "trait_mean"),
+                "coherence": ci_column(pr, "coherence", 1, "coherence_mean"),
+                "judge": pr["judge"].map(lambda v: v or NA),
+            }
+        )
+        title = "Prompting baseline: unsteered, the trait's own system prompts, same questions"
+        sec.tables.append(Table(title, prompted))
     curve = pd.DataFrame(
         {
             "trait": s["trait"],
@@ -372,8 +388,16 @@ def _steering_section(rep: Report, images: dict[str, bytes]) -> Section:
         o = op[(op["trait"] == trait) & (op["checkpoint"] == ck)]
         suffix = "" if ck == rep.base else f"_{slug(str(ck))}"
         name = f"steering_{slug(str(trait))}{suffix}.png"
+        p = pr[(pr["trait"] == trait) & (pr["checkpoint"] == ck)] if not pr.empty else pr
         images[name] = plots.to_png(
-            plots.steering(rows, str(trait), str(ck), o.iloc[0] if len(o) else None, mc)
+            plots.steering(
+                rows,
+                str(trait),
+                str(ck),
+                o.iloc[0] if len(o) else None,
+                mc,
+                prompted=p.iloc[0] if len(p) else None,
+            )
         )
         sec.images.append((name, f"{trait}: steering curves"))
     return sec

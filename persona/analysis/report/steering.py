@@ -1,5 +1,7 @@
-"""Steering curves: judged trait score and coherence vs coefficient, per layer, and the
-operating point (the strongest trait expression that keeps coherence)."""
+"""Steering curves: judged trait score and coherence vs coefficient, per layer, the operating
+point (the strongest trait expression that keeps coherence), and the prompting baseline beside it
+(the sweep's unsteered samples under the trait's own system prompts: same questions, same
+measure), since prompting is the first thing steering must beat."""
 
 from __future__ import annotations
 
@@ -23,6 +25,14 @@ STEERING_COLUMNS = [
     "judge",
 ]
 OPERATING_COLUMNS = ["trait", "checkpoint", "layer", "coef", "trait_mean", "coherence_mean", "note"]
+PROMPTING_COLUMNS = [
+    "trait",
+    "checkpoint",
+    "n",
+    *stats.ci_columns("trait", "trait_mean"),
+    *stats.ci_columns("coherence", "coherence_mean"),
+    "judge",
+]
 
 
 def steering_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -35,6 +45,27 @@ def steering_rows(frame: pd.DataFrame) -> pd.DataFrame:
     keys = ["task", "trait_name", "checkpoint_id"]
     n_coefs = rows.groupby(keys, dropna=False)["coef"].transform("nunique")
     return rows[n_coefs >= 2]
+
+
+def prompting_table(
+    frame: pd.DataFrame, traits: list[str], *, n_boot: int, seed: int
+) -> pd.DataFrame:
+    """The prompting baseline of every steering sweep: mean trait/coherence (95% CI over
+    questions) of its rows under the trait's own system prompts, per trait x checkpoint."""
+    rows = frame[(frame["task"] == "steering_sweep") & ~no_system_prompt(frame)]
+    rows = rows[rows["trait_name"].isin(traits)]
+    records = []
+    for (trait, ck), g in rows.groupby(["trait_name", "checkpoint_id"], sort=True):
+        rec: dict = {"trait": trait, "checkpoint": ck, "n": int(g["question_id"].nunique())}
+        for key in ("trait", "coherence"):
+            means = unit_means(g, key, unit="question_id").to_numpy()
+            rec.update(stats.mean_ci(means, n_boot=n_boot, seed=seed).columns(key, f"{key}_mean"))
+        rec["judge"] = judge_of(g)[0]
+        records.append(rec)
+    out = pd.DataFrame.from_records(records, columns=PROMPTING_COLUMNS)
+    for col in PROMPTING_COLUMNS[2:-1]:
+        out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
+    return out
 
 
 def layer_label(value: object) -> str:

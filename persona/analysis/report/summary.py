@@ -123,6 +123,14 @@ def summary_dict(rep: Report) -> dict[str, Any]:
         steering.setdefault(str(r["trait"]), {})[str(r["checkpoint"])] = {
             k: _v(r[k]) for k in ("layer", "coef", "trait_mean", "coherence_mean", "note")
         }
+    for _, r in rep.prompting.iterrows():
+        entry = steering.setdefault(str(r["trait"]), {}).setdefault(str(r["checkpoint"]), {})
+        entry["prompting"] = {
+            "n": _int(r["n"]),
+            "trait_mean": _v(r["trait_mean"]),
+            "trait_ci": _ci(r, "trait"),
+            "coherence_mean": _v(r["coherence_mean"]),
+        }
     geo = rep.geometry
     return {
         "format": SCHEMA_VERSION,
