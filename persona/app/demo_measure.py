@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 from persona.analysis.capability import capability
 from persona.analysis.judge import LIKELIHOOD_KEY
 from persona.analysis.likelihood import Reply, likelihood_scores
-from persona.analysis.stats import correlation, mean_ci, paired_diff_ci
+from persona.analysis.propensity import propensity
+from persona.analysis.stats import paired_diff_ci
+from persona.data.screen import auroc
 from persona.model.engine import Capture, Engine, Request, Sampling, Steer
 from persona.model.vectors import PersonaVector
 
@@ -49,6 +51,7 @@ class Condition:
     response: list[float]  # mean over rollouts of each reply's response projection
     behaviour: list[float]  # mean over rollouts of each reply's likelihood-judge score
     replies: list[list[str]]
+    propensity: list[float]  # per probe pair (the eval questions): trait minus plain answer
     steer_coef: float = 0.0
     capability: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -61,6 +64,7 @@ class Condition:
             "response": self.response,
             "behaviour": self.behaviour,
             "replies": self.replies,
+            "propensity": self.propensity,
             "capability": self.capability,
             **self.extra,
         }
@@ -72,6 +76,7 @@ def measure(
     judge: Engine,
     questions: Sequence[str],
     personas: Sequence[tuple[str, str]],
+    probe: Sequence[tuple[str, str, str]],
     vector: PersonaVector,
     layer: int,
     settings: MeasureSettings,
@@ -79,7 +84,8 @@ def measure(
     steer_coef: float = 0.0,
     with_capability: bool = False,
 ) -> Condition:
-    """Measure one condition; ``steer_coef`` steers replies (and capability) at inference."""
+    """Measure one condition; ``steer_coef`` steers replies, the probe and capability at
+    inference. ``probe`` holds (question, trait answer, plain answer) for the eval questions."""
     prompts = [[{"role": "user", "content": q}] for q in questions[: settings.questions]]
     steer: tuple[Steer, ...] = ()
     if steer_coef:
@@ -106,6 +112,7 @@ def measure(
         response=[_mean(proj[i * n : (i + 1) * n]) for i in range(len(prompts))],
         behaviour=[_mean(scores[i * n : (i + 1) * n]) for i in range(len(prompts))],
         replies=[texts[i * n : (i + 1) * n] for i in range(len(prompts))],
+        propensity=propensity(engine, probe[: settings.questions], steer),
         steer_coef=steer_coef,
     )
     if with_capability:
@@ -113,39 +120,28 @@ def measure(
     return condition
 
 
-def summarize(condition: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
-    """Shift and behaviour of a condition with 95% bootstrap CIs over questions (vs the base)."""
-    shift = paired_diff_ci(condition["prompt_last"], base["prompt_last"])
-    shift_resp = paired_diff_ci(condition["response"], base["response"])
-    behaviour = mean_ci(condition["behaviour"])
-    change = paired_diff_ci(condition["behaviour"], base["behaviour"])
-    return {
-        "shift_prompt_last": _est(shift),
-        "shift_response": _est(shift_resp),
-        "behaviour": _est(behaviour),
-        "behaviour_change": _est(change),
-        "capability": condition.get("capability"),
-    }
-
-
-def correlations(conditions: Sequence[dict[str, Any]], base: dict[str, Any]) -> dict[str, Any]:
-    """Shift (prompt-last) vs behaviour change, across conditions and across (condition, question).
-
-    Per condition: the mean over questions of each. Per pair: one point per (condition, question),
-    the question's rollouts averaged first (rollouts are not independent samples).
-    """
-    per_ckpt_x, per_ckpt_y, pair_x, pair_y = [], [], [], []
-    for c in conditions:
-        dx = [a - b for a, b in zip(c["prompt_last"], base["prompt_last"], strict=True)]
-        dy = [a - b for a, b in zip(c["behaviour"], base["behaviour"], strict=True)]
-        per_ckpt_x.append(_mean(dx))
-        per_ckpt_y.append(_mean(dy))
-        pair_x += dx
-        pair_y += dy
-    return {
-        "checkpoints": _corr(correlation(per_ckpt_x, per_ckpt_y)),
-        "checkpoint_question_pairs": _corr(correlation(pair_x, pair_y)),
-    }
+def treatment_check(
+    judge: Engine, personas: Sequence[tuple[str, str]], pairs: Sequence[Any]
+) -> dict[str, Any]:
+    """Does the treatment carry the trait? The likelihood judge (``judge`` = the base model) on
+    the training replies: contaminated minus normal and benign control minus normal, paired by
+    question, with the AUROC of each set above the normal replies."""
+    sets = {"normal": "plain", "contaminated": "trait", "control": "control"}
+    replies = [
+        Reply([{"role": "user", "content": p.question}], getattr(p, attr))
+        for attr in sets.values()
+        for p in pairs
+    ]
+    flat = likelihood_scores(judge, personas, replies)
+    n = len(pairs)
+    scores = {name: flat[i * n : (i + 1) * n] for i, name in enumerate(sets)}
+    out: dict[str, Any] = {"n": n, "scores": scores}
+    for name in ("contaminated", "control"):
+        out[name] = {
+            "gap": estimate_json(paired_diff_ci(scores[name], scores["normal"])),
+            "auroc": auroc(scores[name], scores["normal"]),
+        }
+    return out
 
 
 def _mean(values: Sequence[float | None]) -> float:
@@ -153,12 +149,14 @@ def _mean(values: Sequence[float | None]) -> float:
     return sum(finite) / len(finite) if finite else math.nan
 
 
-def _est(e: Any) -> dict[str, Any]:
-    return {"value": e.value, "ci": list(e.ci) if e.ci else None, "n": e.n}
-
-
-def _corr(c: Any) -> dict[str, Any]:
-    return {"r": c.r, "p": c.p, "ci": list(c.ci) if c.ci else None, "n": c.n, "note": c.reason}
+def estimate_json(e: Any) -> dict[str, Any]:
+    """An :class:`~persona.analysis.stats.Estimate` as JSON: value, CI, n and p (if tested)."""
+    return {
+        "value": e.value,
+        "ci": list(e.ci) if e.ci else None,
+        "n": e.n,
+        "p": getattr(e, "p", None),
+    }
 
 
 def canonical_rows(condition: dict[str, Any]) -> pd.DataFrame:
@@ -206,7 +204,7 @@ def release_gate(
             {
                 "gate": r.gate,
                 "threshold": r.threshold,
-                "estimate": _est(r.estimate),
+                "estimate": estimate_json(r.estimate),
                 "verdict": r.verdict,
                 "outcome": r.outcome,
             }
