@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import torch
 
@@ -202,35 +203,59 @@ def contrast_vectors(lm, folder: Path) -> Path:
 
 
 def run_monitor(url: str, tmp_path: Path, shot: Path, traits: int, coef: float) -> dict[str, Any]:
+    """Load the page, read its first screen, send one unsteered and one steered message and
+    read the replies, the colours, the trace and the export (``shot``: the page after the
+    chat; ``shot`` with ``-first`` added: the first screen)."""
     browser = Browser(tmp_path / "profile")
     try:
         browser.open_page()
         browser.call("Page.navigate", url=f"{url}/?key={KEY}")  # / redirects to /monitor
         browser.wait(f"document.querySelectorAll('.trait').length === {traits}")
         assert "key=" not in browser.js("location.href")  # the key left the address bar
-        slider = "document.getElementById('coef-0')"
-        browser.js(f"{slider}.value = {coef}; {slider}.dispatchEvent(new Event('input'))")
+        browser.wait("document.getElementById('baseline').textContent.includes('Baseline')")
+        found: dict[str, Any] = {
+            "hint": browser.js("document.getElementById('hint').textContent"),
+            "baseline_text": browser.js("document.getElementById('baseline').textContent"),
+            "first_screen": browser.screenshot(shot.with_name(f"{shot.stem}-first.png")),
+        }
         browser.js("document.getElementById('maxtok').value = 24")
         for turn, text in enumerate(["Hello! Who are you?", "How should I treat my neighbours?"]):
+            if turn == 1:  # the second reply is steered
+                slider = "document.getElementById('coef-0')"
+                browser.js(f"{slider}.value = {coef}; {slider}.dispatchEvent(new Event('input'))")
             browser.type("#msg", text)
             browser.click("#send")
             browser.wait(
                 f"document.querySelectorAll('.msg.assistant').length === {turn + 1} && "
                 "!document.getElementById('send').disabled"
             )
-        found = browser.js("""(() => {
+        found |= browser.js("""(() => {
             const replies = [...document.querySelectorAll('.msg.assistant')];
             const toks = [...replies[1].querySelectorAll('.tok')];
+            const rows = window.personaMonitor.exportRows();
             return {
               replies: replies.length,
+              hint_left: document.getElementById('hint') === null,
               tokens: toks.length,
               coloured: toks.filter(t => t.style.background.startsWith('rgba')).length,
+              proj: toks.map(t => parseFloat(t.dataset.proj)),
+              rel: toks.map(t => parseFloat(t.dataset.rel)),
               text: replies[1].textContent,
+              badges: replies.map(r => (r.querySelector('.badge') || {}).textContent || ''),
+              steered: replies.map(r => r.classList.contains('steered')),
               titles: toks.filter(t => t.title).length,
               lines: document.querySelectorAll('#trace polyline').length,
               points: document.querySelectorAll('#trace circle').length,
+              baselines: document.querySelectorAll('#trace line[data-baseline]').length,
+              steer_labels: [...document.querySelectorAll('#trace .steer-label')]
+                .map(t => t.textContent),
+              axis_text: [...document.querySelectorAll('#trace text')].map(t => t.textContent),
               status: document.getElementById('status').textContent,
               coef: document.getElementById('coefv-0').textContent,
+              colour_by: document.getElementById('colour').value,
+              rows: rows,
+              csv: window.personaMonitor.toCSV(rows),
+              jsonl: window.personaMonitor.toJSONL(rows),
             };
         })()""")
         found["screenshot"] = browser.screenshot(shot)
@@ -242,27 +267,108 @@ def run_monitor(url: str, tmp_path: Path, shot: Path, traits: int, coef: float) 
         browser.close()
 
 
-def check(found: dict[str, Any], traits: int, coef: float) -> None:
+def check(found: dict[str, Any], traits: int, coef: float, baseline: dict[str, Any]) -> None:
     assert found["errors"] == [], found["errors"]
     assert found["status"] == ""
-    assert found["replies"] == 2 and found["coef"] == f"{coef:g}"
+    # the first screen says what to do and how to read the colours, with the baseline stated
+    assert "Type a message" in found["hint"] and "baseline" in found["hint"]
+    assert f"Baseline {baseline['mean']:.3f}" in found["baseline_text"]
+    assert f"|v| = {baseline['scale']:.3f}" in found["baseline_text"]
+    assert found["hint_left"] and found["replies"] == 2 and found["coef"] == f"{coef:g}"
+    # the steered turn is marked with its coefficient, the unsteered one is not
+    assert found["steered"] == [False, True]
+    assert found["badges"][0] == "" and f"{found['colour_by']} +{coef:g}" in found["badges"][1]
+    assert found["steer_labels"] == [f"+{coef:g}"]
+    # every token coloured against the baseline: (projection - mean) / |v|
     assert found["tokens"] > 0 and found["coloured"] == found["tokens"] == found["titles"]
-    assert found["lines"] == traits and found["points"] == 2 * traits  # one point per turn
+    for p, r in zip(found["proj"], found["rel"], strict=True):
+        assert abs(r - (p - baseline["mean"]) / baseline["scale"]) < 1e-3
+    # a labelled trace: one line and one point per turn per trait, baselines, axis titles
+    assert found["lines"] == traits and found["points"] == 2 * traits
+    assert found["baselines"] == traits  # every monitored trait's baseline, dashed
+    assert "assistant turn" in found["axis_text"]
+    assert "response-mean projection (residual units)" in found["axis_text"]
+    # the export: one row per token x monitored trait, as CSV and JSONL
+    rows = found["rows"]
+    assert len(rows) == len(found["jsonl"].splitlines()) == len(found["csv"].splitlines()) - 1
+    assert found["csv"].splitlines()[0].startswith("turn,model,steering,trait,layer,token_index")
+    steering = json.loads(found["jsonl"].splitlines()[-1])["steering"]
+    assert steering.endswith(f"+{coef:g} (layer {baseline['layer']})")
+    coloured = [r for r in rows if r["turn"] == 2 and r["trait"] == found["colour_by"]]
+    assert [r["projection"] for r in coloured] == pytest.approx(found["proj"], abs=1e-6)
     data = found["screenshot"]
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
 
 
-def test_monitor_in_chromium_tiny(tiny_dir, tmp_path):
+def baseline_of(url: str, trait: str, layer: int) -> dict[str, Any]:
+    res = httpx.get(
+        f"{url}/v1/persona/baseline",
+        params={"trait": trait, "layer": layer},
+        headers={"Authorization": f"Bearer {KEY}"},
+        timeout=300,
+    )
+    assert res.status_code == 200, res.text
+    return res.json()
+
+
+@pytest.fixture(scope="module")
+def tiny_server(tiny_dir, tmp_path_factory):
     from persona.model.loading import load_model
 
-    model_dir = tmp_path / "tiny"
+    work = tmp_path_factory.mktemp("monitor")
+    model_dir = work / "tiny"
     shutil.copytree(tiny_dir, model_dir)
-    vectors = make_vectors(load_model(str(model_dir), device="cpu"), tmp_path / "vectors")
+    vectors = make_vectors(load_model(str(model_dir), device="cpu"), work / "vectors")
     backend = Backend(str(model_dir), vectors=str(vectors), name="tiny")
     asyncio.run(backend.load())
     with serve_in_thread(create_app(backend, api_key=KEY)) as url:
-        found = run_monitor(url, tmp_path, ARTIFACTS / "serve_monitor_tiny.png", traits=2, coef=2)
-    check(found, traits=2, coef=2)
+        yield url
+
+
+def test_baseline_is_the_unsteered_base_models_mean_token_projection(tiny_server):
+    """evil has a trait file (its eval questions), kind has none (the generic questions); the
+    baseline equals the mean of the per-token projections of the same greedy replies."""
+    from persona.app.serve.baseline import MAX_TOKENS, questions_for
+
+    for trait in ("evil", "kind"):
+        b = baseline_of(tiny_server, trait, 2)
+        questions, which = questions_for(trait)
+        assert b["questions"] == which and b["n_questions"] == len(questions) == 8
+        assert ("eval questions" in which) == (trait == "evil")
+        values = []
+        for q in questions:
+            res = httpx.post(
+                f"{tiny_server}/v1/chat/completions",
+                headers={"Authorization": f"Bearer {KEY}"},
+                json={
+                    "model": "tiny",
+                    "messages": [{"role": "user", "content": q}],
+                    "temperature": 0,
+                    "max_tokens": MAX_TOKENS,
+                    "persona": {"capture": {"traits": [trait], "layers": [2], "per_token": True}},
+                },
+                timeout=300,
+            )
+            values += res.json()["choices"][0]["persona"]["per_token"][trait]["2"]
+        assert b["n_tokens"] == len(values)
+        assert b["mean"] == pytest.approx(sum(values) / len(values), abs=1e-4)
+        assert b["scale"] > 0 and b["layer"] == 2
+
+
+def test_baseline_refuses_unknown_traits_and_layers(tiny_server):
+    auth = {"Authorization": f"Bearer {KEY}"}
+    for params, words in (
+        ({"trait": "nope", "layer": 2}, "unknown trait 'nope'"),
+        ({"trait": "evil", "layer": 99}, "layer 99 is not in 1..4"),
+    ):
+        res = httpx.get(f"{tiny_server}/v1/persona/baseline", params=params, headers=auth)
+        assert res.status_code == 400 and words in res.json()["error"]["message"]
+
+
+def test_monitor_in_chromium_tiny(tiny_server, tmp_path):
+    shot = ARTIFACTS / "serve_monitor_tiny.png"
+    found = run_monitor(tiny_server, tmp_path, shot, traits=2, coef=2)
+    check(found, traits=2, coef=2, baseline=baseline_of(tiny_server, found["colour_by"], 2))
 
 
 @pytest.mark.integration
@@ -272,5 +378,6 @@ def test_monitor_in_chromium_smollm2(smol, tmp_path):
     asyncio.run(backend.load())
     with serve_in_thread(create_app(backend, api_key=KEY)) as url:
         found = run_monitor(url, tmp_path, ARTIFACTS / "serve_monitor.png", traits=1, coef=0.5)
-    check(found, traits=1, coef=0.5)
+        baseline = baseline_of(url, "evil", smol.num_layers // 2)
+    check(found, traits=1, coef=0.5, baseline=baseline)
     assert len(found["text"].split()) > 3  # a real reply

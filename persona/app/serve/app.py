@@ -1,4 +1,5 @@
-"""Routes: ``GET /v1/models``, ``POST /v1/chat/completions``, the traits list and the monitor.
+"""Routes: ``GET /v1/models``, ``POST /v1/chat/completions``, the traits list, the monitor and
+its colour baseline.
 
 Every failure a client can cause is answered in the OpenAI error shape with its status code;
 an unexpected one is a 500 for that request only, never the end of the server.
@@ -18,6 +19,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, St
 
 from persona.app.serve import openai_schema as oa
 from persona.app.serve.backend import Backend
+from persona.app.serve.baseline import Baselines, as_json
 from persona.app.serve.errors import ApiError, error_body, error_response
 from persona.app.serve.guard import Guard, Limits
 from persona.app.serve.monitor import PAGE
@@ -78,6 +80,13 @@ def create_app(backend: Backend, limits: Limits | None = None, api_key: str | No
             "num_layers": num_layers,
             "traits": [{"name": t.name, "layer": t.layer} for t in found],
         }
+
+    baselines = Baselines(backend)
+
+    @app.get("/v1/persona/baseline")
+    async def baseline(trait: str, layer: int) -> dict[str, Any]:
+        """The monitor's colour baseline for ``trait`` at ``layer`` (docs/serve.md)."""
+        return as_json(await baselines.get(trait, layer))
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Any:

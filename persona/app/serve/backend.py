@@ -41,6 +41,9 @@ class Trait:
 
     name: str
     layer: int
+    #: the raw vector's length at every layer (response_avg; index = layer): how far apart
+    #: the trait's and the plain replies' response means lie along the unit vector
+    norms: tuple[float, ...] = ()
 
 
 def default_name(model: str) -> str:
@@ -253,7 +256,7 @@ class Backend:
             if not _NAME.match(name or ""):
                 continue
             layer = vec.layer if vec.layer is not None else max(1, lm.num_layers // 2)
-            out[name] = Trait(name, layer)
+            out[name] = Trait(name, layer, tuple(vec.response_avg.norm(dim=-1).tolist()))
         return lm.num_layers, list(out.values())
 
 
