@@ -30,6 +30,7 @@ import traits
 from persona.analysis.judge import (
     LIKELIHOOD_KEY,
     LIKELIHOOD_UNIT,
+    LIKELIHOOD_WARNING,
     likelihood_margin,
     mean_token_logprob,
     persona_chat,
@@ -49,13 +50,17 @@ class Likelihood:
     value: float
     model: str
     pairs: int
+    warning: str | None = None  # the trait's offline measure is marked unsupported
 
     def metadata(self) -> dict[str, Any]:
-        return {
+        meta: dict[str, Any] = {
             "likelihood_model": self.model,
             "likelihood_unit": LIKELIHOOD_UNIT,
             "likelihood_pairs": self.pairs,
         }
+        if self.warning:
+            meta[LIKELIHOOD_WARNING] = self.warning
+        return meta
 
 
 def likelihood_model(name: str | None = None) -> Model:
@@ -85,10 +90,12 @@ async def judge_likelihood(
     trait: str, question: str, reply: str, model_name: str | None = None
 ) -> Likelihood:
     """Score one reply to one question with the trait's judge personas."""
-    pairs = traits.load(trait).need_judge_personas()
+    definition = traits.load(trait)
+    pairs = definition.need_judge_personas()
+    warning = definition.offline_measure_warning()
     model = likelihood_model(model_name)
     if not reply.strip():
-        return Likelihood(math.nan, str(model), len(pairs))
+        return Likelihood(math.nan, str(model), len(pairs), warning)
     prompt = [{"role": "user", "content": question}]
     means: dict[tuple[int, str], float] = {}
 
@@ -100,7 +107,7 @@ async def judge_likelihood(
             tg.start_soon(run, i, "pos", pair.pos)
             tg.start_soon(run, i, "neg", pair.neg)
     margin = likelihood_margin([(means[(i, "pos")], means[(i, "neg")]) for i in range(len(pairs))])
-    return Likelihood(margin, str(model), len(pairs))
+    return Likelihood(margin, str(model), len(pairs), warning)
 
 
 def sample_question(state: TaskState) -> str:

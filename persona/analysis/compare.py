@@ -44,11 +44,12 @@ import numpy as np
 import pandas as pd
 
 from persona.analysis import stats
-from persona.analysis.judge import JUDGE_UNIT, LIKELIHOOD_KEY, LIKELIHOOD_UNIT
+from persona.analysis.judge import JUDGE_UNIT, LIKELIHOOD_KEY, LIKELIHOOD_UNIT, LIKELIHOOD_WARNING
 from persona.errors import PersonaError
 
 VALUE_COLUMNS = ("score", "coherence", "proj_prompt_last", "proj_response")
 _OPTIONAL = ("task", "question", "judge_model", "judge_is_subject", "vector", "error")
+_OPTIONAL += (LIKELIHOOD_WARNING,)
 _REQUIRED = {"trait_name", "checkpoint_id", "model", "log", "epoch", "trait"}
 
 JUDGE_MEASURE = "judge"  # the 0-100 LLM judge; the other measure is LIKELIHOOD_KEY
@@ -274,6 +275,12 @@ def select(rows: pd.DataFrame, trait: str, checkpoint: str, base: str) -> Select
     if errors:
         warnings.append(f"{checkpoint}/{trait}: {errors} sample(s) errored and carry no scores")
     return Selection(trait, checkpoint, cand, base_rows(t_rows, base, cand), warnings)
+
+
+def measure_warnings(rows: pd.DataFrame) -> list[str]:
+    """The distinct warnings of traits whose likelihood judge is marked unsupported, as their
+    likelihood-judged rows recorded them (docs/judges.md); reports and gates show them."""
+    return sorted(distinct(rows, LIKELIHOOD_WARNING))
 
 
 def distinct(rows: pd.DataFrame, column: str) -> set[str]:

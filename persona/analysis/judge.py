@@ -147,6 +147,8 @@ def parse_text(text: str | None) -> Judgement:
 LIKELIHOOD_KEY = "likelihood"
 LIKELIHOOD_UNIT = "nats/token"
 """Score key and unit of the likelihood judge (mean per-token log-probability difference)."""
+LIKELIHOOD_WARNING = "likelihood_warning"
+"""Score metadata key: the trait's warning when its likelihood judge is marked unsupported."""
 JUDGE_UNIT = "judge points, 0-100"
 """Unit of the 0-100 LLM judge's trait and coherence scores."""
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from persona.analysis.compare import canonical, resolve_base
+from persona.analysis.compare import canonical, measure_warnings, resolve_base
 from persona.analysis.gates.config import GateConfig
 from persona.analysis.gates.data import candidates, check_same_vector, select
 from persona.analysis.gates.verdict import GateResult, TraitVerdict, gate_trait
@@ -81,6 +81,7 @@ def gate_frame(
     rows = canonical(frame)
     base_id, _ = resolve_base(rows, base or settings.base, wanted or ())
     report = GateReport(base=base_id, confidence=settings.confidence, flaky_policy=settings.flaky)
+    report.warnings.extend(measure_warnings(rows))
     for checkpoint in candidates(rows, base_id, wanted):
         for trait, gates in config.traits.items():
             sel = select(rows, trait, checkpoint, base_id)

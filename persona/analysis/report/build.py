@@ -153,7 +153,7 @@ def build_report(
     monit, monit_points = mon.monitoring_table(frame, chosen, n_boot=n_boot, seed=seed)
     steer = st.steering_table(st.steering_rows(frame), chosen, n_boot=n_boot, seed=seed)
     judges = jd.judge_table(frame)
-    warnings += jd.judge_warnings(judges, table)
+    warnings += jd.judge_warnings(judges, table) + compare.measure_warnings(frame)
     geometry = vector_geometry(vectors, base_id, list(traits or []) or None, _log_layers(frame))
     return Report(
         base=base_id,
