@@ -89,6 +89,23 @@ def test_validate_prints_aurocs(tiny_dir, capsys):
     assert likelihood == auroc and 0.0 <= float(self_judged) <= 1.0 and low.endswith("/40")
 
 
+def test_validate_names_marked_traits_and_warns_below_the_bar(tiny_dir, capsys):
+    from persona.app.cli.judge import MIN_AUROC
+
+    code = main(["judge", "validate", "--traits", "evil,humorous", "--model", str(tiny_dir)])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    (evil,) = [x for x in out if x.startswith("evil ")]
+    (humorous,) = [x for x in out if x.startswith("humorous ")]
+    assert humorous.endswith("(marked unsupported)") and not evil.endswith(")")
+    warnings = [x for x in out if x.startswith("warning: ")]
+    marked = traits.load("humorous").offline_measure_warning()
+    auroc = float(evil.split()[3])
+    below = f"warning: trait 'evil': likelihood AUROC {auroc:.3f} < {MIN_AUROC} and the trait is"
+    expect = [f"warning: {marked}"] if auroc >= MIN_AUROC else [below, f"warning: {marked}"]
+    assert [w[: len(e)] for w, e in zip(warnings, expect, strict=True)] == expect
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
