@@ -362,11 +362,10 @@ class _Context:
         folder = self.out / "data"
         levels = self._training_records()
         made = {name: write_jsonl(folder / f"{name}.jsonl", recs) for name, recs in levels.items()}
-        check = (
-            treatment_check(self._judge_engine(), self._personas(), self.answers.training)
-            if self.s.data_source == "shipped"
-            else None
-        )
+        check = None
+        if self.s.data_source == "shipped":
+            pairs = self.answers.training[:: self.s.treatment_every]
+            check = treatment_check(self._judge_engine(), self._personas(), pairs)
         if check is not None:
             self.console.print(
                 f"the treatment carries the trait? likelihood judge on the training replies: "
