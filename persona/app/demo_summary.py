@@ -301,7 +301,7 @@ def build_summary(
     def gate(c: Condition) -> dict[str, Any]:
         return release_gate(
             c,
-            base,
+            ref,
             trait,
             max_shift=s.gate_max_shift,
             max_likelihood_regression=s.gate_max_likelihood_regression,

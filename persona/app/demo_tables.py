@@ -74,7 +74,7 @@ def print_summary(summary: Mapping[str, Any]) -> None:
         table.add_column(col, justify="right")
     table.add_column("shift vs\nbase", justify="right")
     table.add_column("train\nloss", justify="right")
-    table.add_column("release gate\n(vs base)")
+    table.add_column("release gate\n(vs 0 %)")
     for row in summary["checkpoints"]:
         table.add_row(
             row["title"],
