@@ -72,7 +72,7 @@ def test_a_huge_reply_is_cut_to_the_context_with_a_warning(tiny_dir, vectors, tm
 def test_a_prompt_beyond_the_context_is_one_line(tiny_dir, vectors, tmp_path):
     data = tmp_path / "long-prompt.jsonl"
     data.write_text(chat("why " * 5000, "Because."))
-    code, _, err = screen(tiny_dir, vectors, data, "--max-tokens", "256")
+    code, _, err = screen(tiny_dir, vectors, data, "--max-length", "256")
     assert_one_error(code, err, "the prompt alone exceeds the 256-token context on 1 line(s): 1")
 
 

@@ -82,7 +82,18 @@ def _their_record(lm, steers, layers, n_keep):
     return record, n_prompt, len(reply)
 
 
-def test_capture_records_give_our_unsteered_projections(tiny):
+@pytest.fixture
+def own_tiny(tiny_dir):
+    """A private copy of the tiny model: the session's shared one may carry adapters and hooks
+    other tests attached, and this test runs the raw module tree next to the engine."""
+    from persona.model.loading import LoadedModel, SharedWeights, _load_base, fingerprint, resolve
+
+    model, tokenizer = _load_base(resolve(str(tiny_dir)), None, "cpu", False)
+    return LoadedModel(SharedWeights(model, tokenizer, "tiny", fingerprint(model)))
+
+
+def test_capture_records_give_our_unsteered_projections(own_tiny):
+    tiny = own_tiny
     g = torch.Generator().manual_seed(9)
     vec = 3 * torch.randn(tiny.num_layers + 1, tiny.hidden_size, generator=g)
     steers = [Steer(vec[2], 2, 4.0, "response"), Steer(vec[1], 1, -3.0, "all")]
