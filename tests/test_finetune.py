@@ -311,3 +311,31 @@ def test_cli_finetune_and_bad_data(tiny_dir, tmp_path, capsys):
     empty.write_text("")
     assert main(["finetune", str(empty), "--model", str(tiny_dir), "--out", str(out)]) == 2
     assert "no usable chat samples" in capsys.readouterr().err
+
+
+def test_training_ignores_a_callers_cpu_autocast(tiny_dir, tmp_path):
+    """Under bfloat16 autocast the LoRA deltas vanished and the loss stopped depending on the
+    learning rate; training now runs in the weights' dtype whatever the caller's autocast."""
+    import torch
+
+    from persona.data.chatdata import load_chat_jsonl, write_jsonl
+    from persona.data.finetune import FinetuneOptions, finetune
+
+    records = [
+        {
+            "messages": [
+                {"role": "user", "content": f"Question {i}?"},
+                {"role": "assistant", "content": f"Answer number {i} is here."},
+            ]
+        }
+        for i in range(8)
+    ]
+    data = load_chat_jsonl(write_jsonl(tmp_path / "d.jsonl", records))
+    options = FinetuneOptions(rank=4, alpha=8, learning_rate=1e-3, batch_size=4, grad_accum=1)
+
+    def losses(autocast: bool) -> list[float]:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            run = finetune(data, str(tiny_dir), tmp_path / "o", options, overwrite=True)
+        return run.record["loss_history"]
+
+    assert losses(True) == losses(False)

@@ -47,9 +47,10 @@ Their reasons: 64 hand-written pairs (48 minimum in the issue), 2 epochs at batc
 rank 8; fractions 0/50/100 % (the 25 % arm dropped to pay for prevention's grid); all 20 eval
 questions, one reply each, 40 tokens; the preventative grid +1/+2.5 (an earlier run's +4
 overshot the 100 % shift about eightfold); the post-hoc curve -2/-4; the data check on every 2nd
-training pair; bfloat16 autocast for teacher-forced passes and training (2x on this CPU; scores
-moved by about 0.004 nats/token on 20 replies); non-inferiority margins 0.05 nats/token of LM
-loss and 0.02 of MC p(correct). All chosen to fit the 15-minute budget on 2 cores.
+training pair; bfloat16 autocast for teacher-forced scoring (2x on this CPU; scores moved by
+about 0.004 nats/token on 20 replies; generation and training keep float32); non-inferiority
+margins 0.05 nats/token of LM loss and 0.02 of MC p(correct). All chosen to fit the 15-minute
+budget on 2 cores.
 
 Length (~500 lines): the stages read top to bottom as the demo's story; measurements live in
 :mod:`persona.app.demo_measure`, statistics in :mod:`persona.app.demo_summary`, printing in

@@ -176,7 +176,9 @@ def finetune(
     encoded = encode_dataset(tokenizer, data, options.max_length)
     peft_model, targets = _wrap_lora(net, options)
     started = time.time()
-    with training_edits(peft_model, train_edits):
+    # Training runs in the weights' dtype even under a caller's CPU autocast: in bfloat16 the
+    # small LoRA deltas vanish next to the base layer's output, and the run learns nothing.
+    with torch.autocast("cpu", enabled=False), training_edits(peft_model, train_edits):
         losses = _train(peft_model, encoded, options, device, progress)
     if hook_count(peft_model):
         raise PersonaError("internal error: training hooks were not removed")  # pragma: no cover
