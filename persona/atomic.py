@@ -5,12 +5,15 @@ An interrupted run therefore never leaves a half-written artifact behind.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 def _umask() -> int:
@@ -47,6 +50,22 @@ def write_text(target: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``target`` atomically (UTF-8)."""
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as None (nested dicts, lists, tuples), for strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def write_json(target: str | os.PathLike[str], data: Any, **dumps: Any) -> None:
+    """Write ``data`` as strict JSON atomically: NaN and infinities become ``null``."""
+    write_text(target, json.dumps(finite(data), allow_nan=False, default=str, **dumps) + "\n")
 
 
 def write_bytes(target: str | os.PathLike[str], data: bytes) -> None:

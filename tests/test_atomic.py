@@ -52,3 +52,14 @@ def test_atomic_dir_gives_private_files_the_usual_permissions(tmp_path):
         (tmp / "sub").mkdir(mode=0o700)
     assert stat.S_IMODE((target / "adapter_model.safetensors").stat().st_mode) == FILE_MODE
     assert stat.S_IMODE((target / "sub").stat().st_mode) == DIR_MODE
+
+
+def test_write_json_is_strict_json(tmp_path):
+    import json
+    import math
+
+    from persona.atomic import write_json
+
+    path = tmp_path / "s.json"
+    write_json(path, {"a": [1.0, math.nan, (math.inf, 2)], "b": {"c": -math.inf}}, indent=2)
+    assert json.loads(path.read_text()) == {"a": [1.0, None, [None, 2]], "b": {"c": None}}

@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -563,7 +562,7 @@ class _Context:
         from persona.app.demo_report import write_demo_report
         from persona.app.demo_summary import build_summary
         from persona.app.demo_tables import print_summary
-        from persona.atomic import write_text
+        from persona.atomic import write_json
 
         summary = build_summary(
             trait=self.trait.name,
@@ -578,23 +577,11 @@ class _Context:
         )
         summary["format"] = SUMMARY_FORMAT
         path = self.out / "summary.json"
-        text = json.dumps(_finite(summary), indent=2, sort_keys=True, default=str, allow_nan=False)
-        write_text(path, text)
+        write_json(path, summary, indent=2, sort_keys=True)
         report = write_demo_report(summary, self.out / "report")
         print_summary(summary)
         print(f"summary: {path}")
         print(f"report: {report}")
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with NaN and infinities as None, so summary.json is strict JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _sweep_layers(num_layers: int) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +13,7 @@ from persona.analysis.compare import canonical, measure_warnings, resolve_base
 from persona.analysis.gates.config import GateConfig
 from persona.analysis.gates.data import candidates, check_same_vector, select
 from persona.analysis.gates.verdict import GateResult, TraitVerdict, gate_trait
-from persona.atomic import write_text
+from persona.atomic import write_json as write_strict_json
 
 
 @dataclass
@@ -53,18 +51,7 @@ class GateReport:
 
     def write_json(self, path: str | os.PathLike[str]) -> None:
         """Write :meth:`to_dict` atomically (NaN and infinities become ``null``)."""
-        data = _finite(self.to_dict())
-        write_text(path, json.dumps(data, indent=2, allow_nan=False, default=str) + "\n")
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
+        write_strict_json(path, self.to_dict(), indent=2)
 
 
 def gate_frame(
