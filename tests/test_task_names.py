@@ -1,6 +1,7 @@
 """Every task runs from a folder outside the repository, as an installed package's tasks do: by
 its registered name (``persona_evals/<task>`` and the bare ``<task>``) and by absolute file path
-(``/abs/evals/<task>.py@<task>``); the ``inspect`` CLI does the same from a temp folder."""
+(``/abs/evals/<task>.py@<task>`` and the plain ``/abs/evals/<task>.py``, which needs
+:mod:`persona.app.inspect_compat`); the ``inspect`` CLI does the same from a temp folder."""
 
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ def _args(name: str, adapter: Path) -> dict[str, object]:
 SPECS = {
     "namespaced": f"{NAMESPACE}/{{name}}",
     "bare": "{name}",
-    "absolute path": f"{ROOT}/evals/{{name}}.py@{{name}}",
+    "absolute path@task": f"{ROOT}/evals/{{name}}.py@{{name}}",
+    "absolute path": f"{ROOT}/evals/{{name}}.py",
 }
 
 
@@ -81,17 +83,19 @@ def test_task_runs_from_a_temp_folder(name, form, away, tiny_dir):
     assert log.samples and all(s.output.completion is not None for s in log.samples)
 
 
-def test_inspect_cli_runs_the_registered_name_from_a_temp_folder(away, tiny_dir):
+@pytest.mark.parametrize("form", ["namespaced", "absolute path"])
+def test_inspect_cli_runs_the_task_from_a_temp_folder(form, away, tiny_dir):
     """The command a user types, in a folder with no ``evals/``."""
     folder, _ = away
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     inspect = Path(sys.executable).parent / "inspect"
-    cmd = [str(inspect), "eval", f"{NAMESPACE}/trait_eval", "-T", "trait=evil"]
+    logs = f"cli-logs-{form.replace(' ', '-')}"
+    cmd = [str(inspect), "eval", SPECS[form].format(name="trait_eval"), "-T", "trait=evil"]
     cmd += ["-T", "questions=1", "-T", "max_tokens=2", "--model", f"persona/{tiny_dir}"]
-    cmd += ["--display", "none", "--log-dir", "cli-logs", "--log-format", "json"]
+    cmd += ["--display", "none", "--log-dir", logs, "--log-format", "json"]
     done = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    (path,) = (folder / "cli-logs").glob("*.json")
+    (path,) = (folder / logs).glob("*.json")
     log = read_eval_log(str(path))
     assert log.status == "success"
     assert math.isfinite(log.samples[0].scores["persona_score"].value["likelihood"])

@@ -4,7 +4,8 @@ Registers the ``persona/<model>`` provider (heavy imports deferred until it is u
 package's tasks, solvers and scorers, each imported only if its module exists. Every task is
 registered under its namespaced name ``persona_evals/<task>`` (Inspect loads the entry point whose
 name is the prefix, so ``inspect eval persona_evals/trait_eval`` works from any folder) and under
-its bare name ``<task>``, which works in editable and in regular installs alike.
+its bare name ``<task>``, which works in editable and in regular installs alike. Loading it also
+applies :mod:`persona.app.inspect_compat` (a plain absolute task path works from any folder).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 from inspect_ai import Task
 from inspect_ai._util.registry import RegistryInfo, registry_add, registry_has, registry_info
 from inspect_ai.model import ModelAPI, modelapi
+
+from persona.app.inspect_compat import patch_task_files
 
 NAMESPACE = "persona_evals"
 
@@ -70,6 +73,7 @@ def _register_task_names() -> None:
         _alias(fn, bare)
 
 
+patch_task_files()
 for _name in _OPTIONAL:
     _import_optional(_name)
 if importlib.util.find_spec("evals.tasks") is not None:
