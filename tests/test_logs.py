@@ -106,6 +106,8 @@ def test_unscored_values_are_nan_and_no_score_logs_read(tmp_path):
     p = syn.make_log(tmp_path / "a.eval", rows=rows, judge="openai/judge-model")
     df = logs.samples_frame([p]).sort_values("question_id")
     assert math.isnan(df["trait"].iloc[0]) and df["trait"].iloc[1] == 40.0
+    assert df["trait_score"].equals(df["trait"])  # the score's unambiguous name
+    assert list(df["trait_name"]) == ["evil", "evil"]  # the trait's name
     assert df["unscored_reason"].iloc[0] == "no judge"
     assert math.isnan(df["proj_prompt_last"].iloc[1])
     # judge falls back to the log's `judge` model role when score metadata lacks it

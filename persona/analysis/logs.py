@@ -6,7 +6,8 @@ Columns of :func:`samples_frame`:
   (the sample's own id), ``epoch``, ``error``;
 - the sample metadata keys (``question_id``, ``question``, ``condition``, ``polarity``, ``coef``,
   ``layer``, ``positions``, ``checkpoint``, ...); the trait's **name** is ``trait_name``;
-- the ``persona_score`` keys under their plain names: ``trait`` (the judged **score**),
+- the ``persona_score`` keys under their plain names: ``trait`` (the judged **score**, 0-100,
+  also as ``trait_score``: the unambiguous name, ``trait`` is kept for existing code),
   ``coherence``, ``proj_response``, ``proj_prompt_last``, ``proj_*_<other>``;
 - the score metadata keys (``judge_model``, ``judge_mode``, ``judge_mass``, ``coherence_mass``,
   ``judge_is_subject``, ``unscored_reason``, ``steering_active``, ``vector``); its ``layer`` (the
@@ -35,6 +36,7 @@ import pandas as pd
 
 SCORER = "persona_score"
 SCORE_KEYS = ("trait", "coherence", "proj_response", "proj_prompt_last")
+TRAIT_SCORE = "trait_score"  # the judged 0-100 score (``trait``) under a name, not the trait
 BASE = "base"
 
 _ID_COLUMNS = ["log", "task", "model", "adapter", "sample_id", "epoch", "checkpoint_id"]
@@ -256,6 +258,7 @@ def _derive(out: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
         out["judge_model"] = _obj(judge, out.index)
     for key in (*SCORE_KEYS, "coef"):
         out[key] = pd.to_numeric(col(key), errors="coerce").astype(float)
+    out[TRAIT_SCORE] = out["trait"]
     for key in ("judge_model", "judge_is_subject", "polarity", "question_id", "condition", "layer"):
         if key not in out.columns:
             out[key] = _obj([None] * n, out.index)
@@ -278,7 +281,8 @@ def _derive(out: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
         ],
         out.index,
     )
-    front = [c for c in _ID_COLUMNS + ["trait_name", "checkpoint", *SCORE_KEYS] if c in out.columns]
+    front = _ID_COLUMNS + ["trait_name", "checkpoint", TRAIT_SCORE, *SCORE_KEYS]
+    front = [c for c in front if c in out.columns]
     return out[front + [c for c in out.columns if c not in front]]
 
 
