@@ -3,7 +3,9 @@
 Per (layer, coef) cell: mean trait and mean coherence over its samples. A cell's effect is
 ``sign(coef) * (mean trait - unsteered mean trait)``; a layer's effect is its best cell among
 those with mean coherence >= the threshold. The layer with the largest effect is recorded as
-``layer`` in the vector's metadata (with the grid under ``calibration``).
+``layer`` in the vector's metadata (with the grid under ``calibration``: each cell's judged
+score is ``trait_score``, the unsteered one ``baseline_trait_score``; the older keys ``trait``
+and ``baseline_trait`` hold the same numbers and are kept for existing readers).
 
 Rollouts of one question are averaged first, so each question counts once in a cell's mean
 (they are not independent samples). The coherence bar is the paper's 80 when a separate judge
@@ -82,7 +84,8 @@ def choose_layer(rows: list[Row], coherence_threshold: float) -> Calibration:
                 "layer": layer,
                 "coef": coef,
                 "questions": len(values),
-                "trait": trait,
+                "trait_score": trait,
+                "trait": trait,  # deprecated alias of trait_score
                 "coherence": coherence,
                 "effect": effect,
                 "eligible": coherence >= coherence_threshold and math.isfinite(effect),
@@ -152,14 +155,15 @@ def calibrate_from_log(log: Any, *, write: bool = True, **_: Any) -> Calibration
         key=lambda c: c["effect"],
     )
     cal.messages.append(
-        f"chose layer {cal.layer} (trait {best['trait']:.1f} vs {cal.baseline:.1f} unsteered at "
-        f"coef {best['coef']:g}, coherence {best['coherence']:.1f})"
+        f"chose layer {cal.layer} (trait score {best['trait_score']:.1f} vs {cal.baseline:.1f} "
+        f"unsteered at coef {best['coef']:g}, coherence {best['coherence']:.1f})"
     )
     if write and path:
         vector = load_vector(path)
         info = {
             "coherence_threshold": threshold,
-            "baseline_trait": cal.baseline,
+            "baseline_trait_score": cal.baseline,
+            "baseline_trait": cal.baseline,  # deprecated alias of baseline_trait_score
             "grid": cal.grid,
             "source_log": str(log.location or ""),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -31,7 +31,8 @@ def test_rollouts_of_one_question_count_once():
     cal = choose_layer(rows, 80.0)
     assert cal.baseline == pytest.approx((20.0 + 40.0) / 2)
     cell = {c["layer"]: c for c in cal.grid}
-    assert cell[1]["trait"] == pytest.approx(30.0) and cell[1]["questions"] == 2
+    assert cell[1]["trait_score"] == pytest.approx(30.0) and cell[1]["questions"] == 2
+    assert cell[1]["trait"] == cell[1]["trait_score"]  # the deprecated alias
     assert cell[1]["effect"] == pytest.approx(0.0) and cell[1]["eligible"]
     assert cell[2]["coherence"] == pytest.approx(52.5) and not cell[2]["eligible"]
     assert cal.layer == 1
