@@ -23,6 +23,8 @@ from solvers._resolve import is_persona
 from solvers.condition import PersonaCondition
 
 NOT_JUDGED = "not_judged"
+LABELS = {"trait": "trait_score"}
+"""How explanations name a score key: the ``trait`` key (kept in logs) is the judged score."""
 
 
 def _trait_name(state: TaskState, trait: str | None) -> str:
@@ -169,7 +171,7 @@ def persona_score(
         }
         if persona.get("means_file"):
             metadata["means_file"] = persona["means_file"]
-        explanation = ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
+        explanation = ", ".join(f"{LABELS.get(k, k)}={_fmt(v)}" for k, v in value.items())
         if jd is not None:
             explanation += f" (judge {jd.name}, {metadata['judge_mode']})"
         return Score(
@@ -192,7 +194,8 @@ def _single(which: str, trait: str | None, min_mass: float, judge_mode: str, cac
         r = results[which]
         meta = {"trait": name, **_judge_meta(jd, mode, results)}
         meta["unscored_reason"] = r.reason
-        explanation = f"{which}={_fmt(r.value)} (judge {jd.name}, {r.mode}, mass {r.mass})"
+        label = LABELS.get(which, which)
+        explanation = f"{label}={_fmt(r.value)} (judge {jd.name}, {r.mode}, mass {r.mass})"
         if r.score is None:
             return Score.unscored(reason=r.reason, explanation=explanation, metadata=meta)
         return Score(value=r.score, explanation=explanation, metadata=meta)
