@@ -96,6 +96,35 @@ def test_loss_mask_covers_assistant_tokens_only(tiny):
     assert enc.input_ids[: len(first)] == first and set(enc.labels[: len(first)]) == {IGNORE}
 
 
+def test_loss_on_target_columns_equals_the_full_logits_loss(tiny):
+    """Training runs the LM head only from the first target column on: same loss as over all
+    positions (right-padded rows, targets starting at different columns)."""
+    import torch.nn.functional as F
+
+    tok = tiny.tokenizer
+    items = [
+        encode_chat(tok, [{"role": "user", "content": q}, {"role": "assistant", "content": a}])
+        for q, a in [("Hi?", "Hello there, friend."), ("What is a long question here?", "Yes.")]
+    ]
+    batch = ft._collate(items, 0, "cpu")
+    labels, first = ft._targets(batch["labels"])
+    assert first == min(e.labels.index(next(x for x in e.labels if x != IGNORE)) for e in items)
+    with torch.no_grad():
+        full = tiny.model(input_ids=batch["input_ids"], attention_mask=batch["mask"]).logits
+        kept = tiny.model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["mask"],
+            logits_to_keep=torch.arange(first - 1, batch["labels"].shape[1] - 1),
+        ).logits
+    want = F.cross_entropy(
+        full[:, :-1].flatten(0, 1), batch["labels"][:, 1:].flatten(), ignore_index=IGNORE
+    )
+    got = F.cross_entropy(kept.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
+    assert got.item() == pytest.approx(want.item(), rel=1e-5)
+    none = torch.full((2, 5), IGNORE)
+    assert ft._targets(none)[1] == 1 and (ft._targets(none)[0] == IGNORE).all()
+
+
 def test_template_without_end_marker_gets_eos_and_truncation(tiny):
     class NoTemplate:
         chat_template = None

@@ -282,6 +282,14 @@ def _collate(items: Sequence[Encoded], pad_id: int, device: Any) -> dict[str, to
     return {"input_ids": ids.to(device), "labels": labels.to(device), "mask": mask.to(device)}
 
 
+def _targets(labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """The label columns from the first target of any row on, and that column (at least 1:
+    position 0 predicts nothing); logits at columns ``first - 1 ..`` predict them."""
+    has = (labels != IGNORE).any(0).nonzero()
+    first = max(1, int(has[0])) if len(has) else 1
+    return labels[:, first:], first
+
+
 def _lr_factor(step: int, total: int, warmup: int) -> float:
     if step < warmup:
         return (step + 1) / (warmup + 1)
@@ -322,12 +330,17 @@ def _train(
                 step_sum = 0.0
                 for mb in micro_batches:
                     batch = _collate([data.items[i] for i in mb], pad_id, device)
+                    labels, first = _targets(batch["labels"])
+                    # the LM head runs only where a target is predicted (a third of the
+                    # positions are prompt): the same loss for less work
                     logits = model(
-                        input_ids=batch["input_ids"], attention_mask=batch["mask"]
+                        input_ids=batch["input_ids"],
+                        attention_mask=batch["mask"],
+                        logits_to_keep=torch.arange(first - 1, batch["labels"].shape[1] - 1),
                     ).logits
                     loss_sum = F.cross_entropy(
-                        logits[:, :-1].flatten(0, 1).float(),
-                        batch["labels"][:, 1:].flatten(),
+                        logits.flatten(0, 1).float(),
+                        labels.flatten(),
                         ignore_index=IGNORE,
                         reduction="sum",
                     )
