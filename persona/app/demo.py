@@ -46,9 +46,11 @@ compares with the 0 % checkpoint, the control DESIGN names.
 Their reasons: 64 hand-written pairs (48 minimum in the issue), 2 epochs at batch 8 (16 steps),
 rank 8; fractions 0/50/100 % (the 25 % arm dropped to pay for prevention's grid); all 20 eval
 questions, one reply each, 40 tokens; the preventative grid +1/+2.5 (an earlier run's +4
-overshot the 100 % shift about eightfold); the post-hoc curve -2/-4; the data check on every 2nd
-training pair; bfloat16 autocast for teacher-forced scoring (2x on this CPU; scores moved by
-about 0.004 nats/token on 20 replies; generation and training keep float32); non-inferiority
+overshot the 100 % shift about eightfold); the post-hoc curve -2/-4; the data check on every 4th
+training pair (every 2nd until the budget needed its 50 s: 32 pairs had scored a gap of +0.072
+[0.06, 0.09], far from the bar either way); bfloat16 autocast for teacher-forced scoring (2x
+on this CPU; scores moved by about 0.004 nats/token on 20 replies; generation and training keep
+float32); non-inferiority
 margins 0.05 nats/token of LM loss and 0.02 of MC p(correct). All chosen to fit the 15-minute
 budget on 2 cores.
 
@@ -90,7 +92,7 @@ class DemoSettings:
     sweep_questions: int = 3
     data_source: str = "shipped"  # "shipped" hand-written pairs, or "generated" by the model
     data_n: int = 64  # generated data only: samples per level
-    treatment_every: int = 2  # the data check scores every 2nd training pair (32 of 64)
+    treatment_every: int = 4  # the data check scores every 4th training pair (16 of 64)
     data_tokens: int = 48
     fractions: tuple[float, ...] = (0.0, 0.5, 1.0)
     finetune_epochs: int = 2
@@ -289,7 +291,8 @@ class _Context:
                 name,
                 self.model,
                 task_args={"trait": self.trait.name, "vectors": str(self.vectors), **task_args},
-                model_args={"vectors": str(self.vectors), "seed": self.s.seed},
+                # batches of 32 replies: extraction took 47 s instead of 65 s at the provider's 8
+                model_args={"vectors": str(self.vectors), "seed": self.s.seed, "max_batch": 32},
                 model_roles=roles,
                 log_dir=self.logs,
             )
