@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from persona.analysis.report.sections import pval
 from persona.analysis.stats import (
     clustered_correlation,
     correlation,
@@ -400,7 +401,7 @@ def verdict(summary: Mapping[str, Any]) -> dict[str, Any]:
         )
     for key in ("shift_prompt_last", "behaviour", "propensity"):
         est = summary["trend"][key]
-        lines.append(f"trend of {key} per unit fraction: {_est(est)}, p = {_fmt(est.get('p'))}")
+        lines.append(f"trend of {key} per unit fraction: {_est(est)}, p = {pval(est.get('p'))}")
     gates = {n: r["gate"] for n, r in rows.items() if r.get("gate")}
     for name, g in gates.items():
         failed = [x["gate"] for x in g["results"] if x["outcome"] == "fail"]

@@ -10,6 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from persona.analysis.report.sections import pval
+
 
 def ci(est: Mapping[str, Any] | None, digits: int = 3) -> str:
     """``+0.123 [+0.05, +0.20]``; ``n/a`` when there is no value."""
@@ -90,7 +92,7 @@ def print_summary(summary: Mapping[str, Any]) -> None:
     console.print(
         "dose-response trend (slope per unit fraction, questions resampled): "
         + "; ".join(
-            f"{k} {ci(trend[k])} (p = {num(trend[k].get('p'), 4)})"
+            f"{k} {ci(trend[k])} (p = {pval(trend[k].get('p'))})"
             for k in ("shift_prompt_last", "behaviour", "propensity")
         )
     )
