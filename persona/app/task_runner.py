@@ -13,9 +13,10 @@ from persona.errors import PersonaError
 def task_file(name: str) -> str:
     """Inspect task spec ``<file>@<task>`` of an installed task file (``evals/<name>.py``).
 
-    The file is relative to the working directory when below it (Inspect 0.3.285 mishandles
-    absolute paths under the working directory); the ``@<task>`` suffix makes Inspect load the
-    file directly, which it otherwise refuses for absolute paths (they go through a glob).
+    The file is relative to the working directory when below it, else absolute; the ``@<task>``
+    suffix makes Inspect load that one task from the file directly, without globbing the path
+    (which Inspect 0.3.285 could not do for absolute paths before
+    :mod:`persona.app.inspect_compat`).
     """
     spec = importlib.util.find_spec(f"evals.{name}")
     if spec is None or spec.origin is None:
