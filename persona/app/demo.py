@@ -50,9 +50,8 @@ overshot the 100 % shift about eightfold); the post-hoc curve -2/-4; the data ch
 training pair (every 2nd until the budget needed its 50 s: 32 pairs had scored a gap of +0.072
 [0.06, 0.09], far from the bar either way); bfloat16 autocast for teacher-forced scoring (2x
 on this CPU; scores moved by about 0.004 nats/token on 20 replies; generation and training keep
-float32); non-inferiority
-margins 0.05 nats/token of LM loss and 0.02 of MC p(correct). All chosen to fit the 15-minute
-budget on 2 cores.
+float32); non-inferiority margins 0.05 nats/token of LM loss and 0.02 of MC p(correct). All
+chosen to fit the 15-minute budget on 2 cores.
 
 Length (~500 lines): the stages read top to bottom as the demo's story; measurements live in
 :mod:`persona.app.demo_measure`, statistics in :mod:`persona.app.demo_summary`, printing in

@@ -336,7 +336,9 @@ def _train(
                     logits = model(
                         input_ids=batch["input_ids"],
                         attention_mask=batch["mask"],
-                        logits_to_keep=torch.arange(first - 1, batch["labels"].shape[1] - 1),
+                        logits_to_keep=torch.arange(
+                            first - 1, batch["labels"].shape[1] - 1, device=device
+                        ),
                     ).logits
                     loss_sum = F.cross_entropy(
                         logits.flatten(0, 1).float(),
