@@ -325,7 +325,8 @@ def scatter(pts: pd.DataFrame, trait: str, title: str, r_texts: dict[str, str]) 
         ax.set_xlabel(f"prompt-last projection ({PROJ_UNIT})")
         ax.set_ylabel(f"{fp['measure'].iloc[0]} ({fp['unit'].iloc[0]})", fontsize=8)
         ax.legend(fontsize=7, title="condition", title_fontsize=7, loc="best")
-    fig.suptitle(f"{trait}: one point per (condition, question), {title}", fontsize=10)
+    # two lines: a one-family figure (6 inches) is too narrow for one line with a long trait name
+    fig.suptitle(f"{trait}: one point per (condition, question)\n{title}", fontsize=10)
     return fig
 
 
