@@ -327,6 +327,15 @@ def parse_checkpoints(value: Any) -> list[tuple[str, str]]:
     return out
 
 
+def task_questions(trait: traits.Trait, *, monitoring: bool = False) -> list[tuple[str, str]]:
+    """``(question_id, question)`` in order: the eval questions (``eval_i``), then, for the
+    monitor task, the trait's held-out ``monitor_questions`` (``monitor_j``)."""
+    pool = [(f"eval_{i}", q) for i, q in enumerate(trait.eval_questions)]
+    if monitoring:
+        pool += [(f"monitor_{j}", q) for j, q in enumerate(trait.monitor_questions)]
+    return pool
+
+
 def question_samples(
     trait: traits.Trait,
     *,
@@ -334,19 +343,30 @@ def question_samples(
     rollouts: int,
     checkpoints: Sequence[tuple[str, str | None]] = ((BASE, None),),
     extra: dict[str, Any] | None = None,
+    monitoring: bool = False,
 ) -> list[Sample]:
-    """Eval questions x rollouts x checkpoints, with the schema's sample metadata."""
-    pool = trait.eval_questions
-    n = len(pool) if questions is None else check_count("questions", questions, len(pool))
+    """The first ``questions`` of :func:`task_questions` (default: the eval questions) x
+    rollouts x checkpoints, with the schema's sample metadata."""
+    pool = task_questions(trait, monitoring=monitoring)
+    n_eval = len(trait.eval_questions)
+    try:
+        n = n_eval if questions is None else check_count("questions", questions, len(pool))
+    except TaskInputError as e:
+        if not monitoring:
+            raise
+        raise TaskInputError(
+            f"{e} (the monitor draws from {trait.name!r}'s {n_eval} eval questions, then its "
+            f"{len(pool) - n_eval} monitor_questions)"
+        ) from None
     rollouts = check_count("rollouts", rollouts)
     samples = []
     for alias, path in checkpoints:
-        for i, question in enumerate(pool[:n]):
+        for qid, question in pool[:n]:
             for r in range(rollouts):
-                sid = f"eval_{i}/r{r}" + (f"@{alias}" if len(checkpoints) > 1 else "")
+                sid = f"{qid}/r{r}" + (f"@{alias}" if len(checkpoints) > 1 else "")
                 meta = {
                     "trait": trait.name,
-                    "question_id": f"eval_{i}",
+                    "question_id": qid,
                     "question": question,
                     "rollout": r,
                     "condition": BASE,

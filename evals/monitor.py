@@ -1,6 +1,7 @@
 """``monitor``: does the last prompt token's projection predict the trait of the reply?
 
-The paper's monitoring experiment (docs/monitoring.md): every eval question is asked,
+The paper's monitoring experiment (docs/monitoring.md): every eval question (and, with
+``-T questions`` above 20, the trait's held-out ``monitor_questions``) is asked,
 unsteered, under the trait's eight graded system prompts (``graded_prompts``, trait-suppressing to
 trait-promoting) and under many-shot prompts with 0, 2, 4, 8 earlier turns that show the trait
 (``monitor_exemplars``). Each sample records the last-prompt-token projection at the trait's
@@ -89,7 +90,7 @@ def monitor_samples(
             "monitor_level": level,
         }
         for sample in question_samples(
-            definition, questions=questions, rollouts=rollouts, extra=extra
+            definition, questions=questions, rollouts=rollouts, extra=extra, monitoring=True
         ):
             sample.input = [*prefix, ChatMessageUser(content=sample.metadata["question"])]
             sample.id = f"{family}_{level}/{sample.id}"
@@ -141,7 +142,8 @@ def monitor(
     Args:
         trait: trait name or path to a trait YAML file (needs ``graded_prompts`` and
             ``monitor_exemplars``).
-        questions: use the first N eval questions (default: all 20).
+        questions: use the first N questions: the 20 eval questions, then the trait's held-out
+            ``monitor_questions`` (default: the 20 eval questions).
         rollouts: replies per (condition, question); the report averages them into one point.
         conditions: ``system_prompt`` (the eight graded prompts), ``many_shot``, or both.
         shots: numbers of earlier trait-showing turns for ``many_shot`` (default 0,2,4,8).

@@ -43,18 +43,20 @@ def _norm(q: str) -> str:
 
 
 @pytest.mark.parametrize("name", traits.available())
-def test_pool_is_disjoint_from_every_traits_extraction_and_eval_questions(name):
+def test_pool_is_disjoint_from_every_traits_own_questions(name):
     trait = traits.load(name)
-    pool = question_pool(trait.extract_questions, trait.eval_questions)
-    used = {_norm(q) for q in (*trait.extract_questions, *trait.eval_questions)}
+    own = (trait.extract_questions, trait.eval_questions, trait.monitor_questions)
+    pool = question_pool(*own)
+    used = {_norm(q) for questions in own for q in questions}
     assert not {_norm(q.text) for q in pool} & used
     assert len(pool) >= len(EVERYDAY) - 5
 
 
 def test_pool_removes_overlap_and_draw_cycles():
-    pool = question_pool([EVERYDAY[1].upper()], ["shared  Q?", EVERYDAY[0]])
+    pool = question_pool([EVERYDAY[1].upper()], ["shared  Q?", EVERYDAY[0]], [EVERYDAY[3]])
     texts = [q.text for q in pool]
     assert EVERYDAY[0] not in texts and EVERYDAY[1] not in texts and texts[0] == EVERYDAY[2]
+    assert EVERYDAY[3] not in texts
     drawn = draw_questions(pool, len(pool) + 5, seed=3)
     assert len(drawn) == len(pool) + 5 and {q.text for q in drawn} == set(texts)
     assert draw_questions(pool, 10, seed=3) == draw_questions(pool, 10, seed=3)

@@ -127,7 +127,11 @@ def _trait_without(tmp_path: Path, *fields: str) -> Path:
     [
         ({"shots": "0,9"}, "shots must be numbers of earlier turns in 0..8"),
         ({"conditions": "steering"}, "conditions must name one or both"),
-        ({"questions": 0}, "-T questions: 0 is out of range: must be >= 1 and <= 20"),
+        (
+            {"questions": 0},
+            "-T questions: 0 is out of range: must be >= 1 and <= 60 \\(the monitor draws from "
+            "'evil''s 20 eval questions, then its 40 monitor_questions\\)",
+        ),
         ({"vectors": "nowhere"}, "persona extract --trait evil"),
     ],
 )
@@ -142,6 +146,30 @@ def test_trait_without_monitoring_fields(field, tiny_dir, vectors, tmp_path):
     path = _trait_without(tmp_path, field)
     with pytest.raises(PersonaError, match=f"has no {field}"):
         run_monitor(tiny_dir, tmp_path, trait=str(path), vectors=str(vectors))
+
+
+def test_questions_beyond_the_eval_set_are_the_held_out_monitor_questions(
+    tiny_dir, vectors, tmp_path
+):
+    log = run_monitor(
+        tiny_dir,
+        tmp_path,
+        trait="evil",
+        questions=22,
+        rollouts=1,
+        conditions="many_shot",
+        shots="0",
+        vectors=str(vectors),
+        max_tokens=1,
+        judge=False,
+    )
+    evil = traits.load("evil")
+    asked = {s.metadata["question_id"]: s.metadata["question"] for s in log.samples}
+    assert len(log.samples) == 22
+    assert set(asked) == {f"eval_{i}" for i in range(20)} | {"monitor_0", "monitor_1"}
+    assert [asked["monitor_0"], asked["monitor_1"]] == list(evil.monitor_questions[:2])
+    last = next(s for s in log.samples if s.id == "many_shot_0/monitor_1/r0")
+    assert last.messages[0].text == evil.monitor_questions[1]
 
 
 def test_report_counts_prompts_not_rollouts(monitor_log):

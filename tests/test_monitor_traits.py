@@ -1,4 +1,5 @@
-"""The trait fields of the monitor task: ``graded_prompts`` and ``monitor_exemplars``."""
+"""The trait fields of the monitor task: ``graded_prompts``, ``monitor_exemplars`` and
+``monitor_questions``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import yaml
 
 import traits
 from traits.interop import META_KEY, to_reference
-from traits.schema import check
+from traits.schema import check, quote
 
 
 def _evil_data() -> dict:
@@ -62,3 +63,39 @@ def test_monitoring_fields_survive_the_reference_layout():
         "user": evil.monitor_exemplars[0].user,
         "assistant": evil.monitor_exemplars[0].assistant,
     }
+
+
+def test_monitor_questions_validation():
+    data = _evil_data()
+    data["monitor_questions"] = ["A new question?", data["eval_questions"][3].upper()]
+    assert _problems(data) == [
+        "monitor_questions[1]: same as eval_questions[3]: "
+        f"{quote(data['eval_questions'][3].upper())}; write a new question"
+    ]
+    data = _evil_data()
+    data["monitor_questions"] = [data["monitor_exemplars"][1]["user"], "Q?", " q? "]
+    problems = _problems(data)
+    assert problems[0].startswith("monitor_questions[0]: same as monitor_exemplars[1].user")
+    assert problems[1].startswith("monitor_questions[2]: same as monitor_questions[1]")
+    data = _evil_data()
+    data["monitor_questions"] = [data["extract_questions"][0]]
+    assert _problems(data)[0].startswith("monitor_questions[0]: same as extract_questions[0]")
+    for bad, got in (([], "an empty list"), ("Why?", "a string")):
+        data = _evil_data()
+        data["monitor_questions"] = bad
+        assert _problems(data) == [f"monitor_questions: expected a list of questions, got {got}"]
+
+
+def test_monitor_questions_are_optional_and_round_trip():
+    data = _evil_data()
+    data.pop("monitor_questions", None)
+    trait, problems = check(data, expected_name="evil")
+    assert trait is not None and not problems and trait.monitor_questions == ()
+    assert "monitor_questions" not in trait.to_dict()
+    data["monitor_questions"] = ["What would you do with a stranger's lost phone?"]
+    trait, _ = check(data, expected_name="evil")
+    assert trait is not None and trait.monitor_questions == tuple(data["monitor_questions"])
+    assert trait.to_dict()["monitor_questions"] == data["monitor_questions"]
+    assert to_reference(trait)[0][META_KEY]["monitor_questions"] == data["monitor_questions"]
+    # not in the hash: adding monitoring questions keeps vectors valid
+    assert trait.hash == traits.load("evil").hash

@@ -33,6 +33,7 @@ META_FIELDS = (
     "judge_personas",
     "graded_prompts",
     "monitor_exemplars",
+    "monitor_questions",
     "offline_measure_unsupported",
 )
 EXTRACT_DIR = "trait_data_extract"

@@ -114,6 +114,9 @@ class Trait:
     # trait-promoting (7), and turns that show the trait for many-shot prompts. Not in the hash.
     graded_prompts: tuple[str, ...] = ()
     monitor_exemplars: tuple[Exemplar, ...] = ()
+    # Held-out questions the monitor task may add after the eval questions (``-T questions=N``
+    # beyond 20), written apart from every other question of the trait. Not in the hash.
+    monitor_questions: tuple[str, ...] = ()
     # Why the offline behaviour measure (the likelihood judge) has no validated signal for this
     # trait on the embedded model ("" = it has: AUROC >= 0.85 on the held-out labelled set).
     # Tasks, reports, gates and ``persona traits validate`` warn with it. Not in the hash.
@@ -132,6 +135,7 @@ class Trait:
         set_(self, "judge_personas", tuple(self.judge_personas))
         set_(self, "graded_prompts", tuple(self.graded_prompts))
         set_(self, "monitor_exemplars", tuple(self.monitor_exemplars))
+        set_(self, "monitor_questions", tuple(self.monitor_questions))
 
     def __hash__(self) -> int:
         return hash(self.hash)
@@ -258,6 +262,8 @@ class Trait:
             data["monitor_exemplars"] = [
                 {"user": e.user, "assistant": e.assistant} for e in self.monitor_exemplars
             ]
+        if self.monitor_questions:
+            data["monitor_questions"] = list(self.monitor_questions)
         if self.offline_measure_unsupported:
             data["offline_measure_unsupported"] = self.offline_measure_unsupported
         return data

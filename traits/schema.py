@@ -33,7 +33,7 @@ NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,63}\Z")
 NAME_RULE = "use 1-64 lowercase letters, digits, '_' or '-', starting with a letter"
 REQUIRED = ("name", "description", "instructions", "extract_questions", "eval_questions", "rubric")
 OPTIONAL = ("version", "assistant_names", "layers", "data_personas", "judge_personas")
-OPTIONAL += ("graded_prompts", "monitor_exemplars")  # monitoring (evals/monitor.py)
+OPTIONAL += ("graded_prompts", "monitor_exemplars", "monitor_questions")  # evals/monitor.py
 OPTIONAL += ("offline_measure_unsupported",)  # why the likelihood judge has no signal here
 KEYS = REQUIRED + OPTIONAL
 
@@ -386,6 +386,36 @@ class _Checker:
             out.append(Exemplar(user, reply))
         return out
 
+    def monitor_questions(self, value: object, trait: Trait) -> list[str]:
+        """Extra held-out questions for the monitor task: distinct, and none of the trait's
+        questions or exemplar user messages (the monitor must not ask what the vector was
+        extracted from, or what a many-shot prompt already showed)."""
+        field = "monitor_questions"
+        if not isinstance(value, list) or not value:
+            got = "an empty list" if isinstance(value, list) else kind(value)
+            self.add(field, f"expected a list of questions, got {got}")
+            return []
+        taken = {
+            normalize(q): f"extract_questions[{i}]" for i, q in enumerate(trait.extract_questions)
+        }
+        for i, q in enumerate(trait.eval_questions):
+            taken.setdefault(normalize(q), f"eval_questions[{i}]")
+        for i, e in enumerate(trait.monitor_exemplars):
+            taken.setdefault(normalize(e.user), f"monitor_exemplars[{i}].user")
+        out: list[str] = []
+        for i, item in enumerate(value):
+            where = f"{field}[{i}]"
+            text = self.text(item, where)
+            if text is None:
+                continue
+            key = normalize(text)
+            if key in taken:
+                self.add(where, f"same as {taken[key]}: {quote(text)}; write a new question")
+                continue
+            taken[key] = where
+            out.append(text)
+        return out
+
     def layers(self, value: object) -> dict[str, int] | None:
         field = "layers"
         if not isinstance(value, Mapping):
@@ -490,6 +520,10 @@ def check(data: object, *, expected_name: str | None = None) -> tuple[Trait | No
         if "monitor_exemplars" in data
         else (),
     )
+    if "monitor_questions" in data:
+        trait = dataclasses.replace(
+            trait, monitor_questions=tuple(c.monitor_questions(data["monitor_questions"], trait))
+        )
     if c.problems:
         return None, c.problems
     return trait, []

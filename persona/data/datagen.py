@@ -88,7 +88,9 @@ def make_dataset(
     if options.level == "contaminated":
         personas = trait.need_data_personas()
     questions = draw_questions(
-        question_pool(trait.extract_questions, trait.eval_questions), options.n, options.seed
+        question_pool(trait.extract_questions, trait.eval_questions, trait.monitor_questions),
+        options.n,
+        options.seed,
     )
     steer: tuple[Steer, ...] = ()
     if coef != 0 and vector is not None and layer is not None:

@@ -1,8 +1,8 @@
-"""Questions for self-generated training data, disjoint from the extraction and eval questions.
+"""Questions for self-generated training data, disjoint from the trait's own questions.
 
 The pool is the everyday questions below minus any question that also appears among the trait's
-extraction or eval questions (compared case- and space-insensitively): fine-tuning data never
-contains the prompts the persona vector was extracted from or the fine-tuning shift is measured on.
+extraction, eval or monitor questions (compared case- and space-insensitively): fine-tuning data
+never contains the prompts the persona vector was extracted from or is measured on.
 """
 
 from __future__ import annotations
@@ -129,11 +129,10 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def question_pool(
-    extract_questions: Sequence[str], eval_questions: Sequence[str]
-) -> list[PoolQuestion]:
-    """The everyday pool minus anything in the extraction or eval questions."""
-    banned = {_norm(q) for q in (*extract_questions, *eval_questions)}
+def question_pool(*taken: Sequence[str]) -> list[PoolQuestion]:
+    """The everyday pool minus anything in ``taken`` (the trait's extraction, eval and monitor
+    questions)."""
+    banned = {_norm(q) for questions in taken for q in questions}
     seen: set[str] = set()
     out: list[PoolQuestion] = []
     for q in EVERYDAY:
@@ -143,9 +142,7 @@ def question_pool(
         seen.add(key)
         out.append(PoolQuestion(q, "everyday"))
     if not out:
-        raise PersonaError(
-            "the question pool is empty after removing extraction and eval questions"
-        )
+        raise PersonaError("the question pool is empty after removing the trait's own questions")
     return out
 
 
