@@ -101,7 +101,8 @@ reference_like = st.fixed_dictionaries(
 json_text = (json_data | reference_like).map(json.dumps)
 FIELDS = [
     "name", "description", "instructions", "extract_questions", "eval_questions", "rubric",
-    "assistant_names", "layers", "version", "unknown",
+    "assistant_names", "layers", "version", "graded_prompts", "monitor_exemplars",
+    "monitor_questions", "unknown",
 ]  # fmt: skip
 
 
