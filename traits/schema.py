@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +177,15 @@ class _Checker:
                 pairs.append(InstructionPair(pos, neg))
         return pairs
 
+    def texts(self, value: list[object], field: str) -> Iterator[tuple[int, str, str]]:
+        """``(index, "field[index]", text)`` of each entry of a list field that is non-empty
+        text; the other entries are reported as they are reached."""
+        for i, item in enumerate(value):
+            where = f"{field}[{i}]"
+            text = self.text(item, where)
+            if text is not None:
+                yield i, where, text
+
     def questions(self, value: object, field: str) -> dict[str, int] | None:
         """Check one question list; return {normalized question: index} for the overlap check."""
         if not isinstance(value, list):
@@ -185,13 +194,10 @@ class _Checker:
         if len(value) != N_QUESTIONS:
             self.add(field, f"expected exactly {N_QUESTIONS} questions, got {len(value)}")
         seen: dict[str, int] = {}
-        for i, item in enumerate(value):
-            text = self.text(item, f"{field}[{i}]")
-            if text is None:
-                continue
+        for i, where, text in self.texts(value, field):
             key = normalize(text)
             if key in seen:
-                self.add(f"{field}[{i}]", f"duplicate of {field}[{seen[key]}]: {quote(text)}")
+                self.add(where, f"duplicate of {field}[{seen[key]}]: {quote(text)}")
             else:
                 seen[key] = i
         return seen
@@ -247,11 +253,7 @@ class _Checker:
         banned = {s for p in pairs or () for side in (p.pos, p.neg) for s in sentences(side)}
         seen: dict[str, int] = {}
         out: list[str] = []
-        for i, item in enumerate(value):
-            where = f"{field}[{i}]"
-            text = self.text(item, where)
-            if text is None:
-                continue
+        for i, where, text in self.texts(value, field):
             key = normalize(text)
             if key in seen:
                 self.add(where, f"duplicate of {field}[{seen[key]}]")
@@ -340,16 +342,13 @@ class _Checker:
         }
         seen: dict[str, int] = {}
         out: list[str] = []
-        for i, item in enumerate(value):
-            text = self.text(item, f"{field}[{i}]")
-            if text is None:
-                continue
+        for i, where, text in self.texts(value, field):
             if normalize(text) in seen:
-                self.add(f"{field}[{i}]", f"duplicate of {field}[{seen[normalize(text)]}]")
+                self.add(where, f"duplicate of {field}[{seen[normalize(text)]}]")
             shared = [s for s in sentences(text) if s in banned]
             if shared:
                 self.add(
-                    f"{field}[{i}]",
+                    where,
                     f"repeats a sentence of the extraction prompts ({quote(shared[0])})",
                 )
             seen.setdefault(normalize(text), i)
@@ -403,11 +402,7 @@ class _Checker:
         for i, e in enumerate(trait.monitor_exemplars):
             taken.setdefault(normalize(e.user), f"monitor_exemplars[{i}].user")
         out: list[str] = []
-        for i, item in enumerate(value):
-            where = f"{field}[{i}]"
-            text = self.text(item, where)
-            if text is None:
-                continue
+        for _, where, text in self.texts(value, field):
             key = normalize(text)
             if key in taken:
                 self.add(where, f"same as {taken[key]}: {quote(text)}; write a new question")
